@@ -1,0 +1,96 @@
+"""The shared code generator. It walks the checked graph and the training plan and fills a Jinja
+template; `TorchGenerator` and `KerasGenerator` override only what differs. Spec content reaches
+the output only through `ident` (validated identifiers) and `lit` (repr-escaped literals)."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import jinja2
+
+from dlspec.check import Checked
+from dlspec.graph import Graph
+from dlspec.registry import ident, lit
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("dlspec.backends", "templates"),
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    autoescape=False,  # the output is Python; every value is escaped by `lit` before it gets here
+)
+
+
+def source_name(filename: str) -> str:
+    """The spec's file name for the header, only when it is plain (it lands in a docstring)."""
+    name = Path(filename).name
+    return name if re.fullmatch(r"[A-Za-z0-9_.+-]{1,100}", name) else "a spec"
+
+
+def class_name(name: str) -> str:
+    return ident(name[:1].upper() + name[1:])
+
+
+class Generator:
+    target: str
+    template: str
+
+    def __init__(self, checked: Checked):
+        self.checked = checked
+        self.graph: Graph = checked.graph
+        self.plan = checked.plan
+        self.constant_lr = self.plan.schedule.name == "constant"
+
+    # --- what both targets share ---
+    def data_context(self) -> dict:
+        g, p = self.graph, self.plan
+        x = g.inputs[0]
+        out = g.shape_of(g.outputs[0])
+        return {
+            "data": p.data.name,
+            "task": getattr(p.data, "task", "classification"),
+            "input_shape": lit(tuple(x.shape)),
+            "input_int": x.dtype == "int",
+            "output_shape": lit(tuple(out)),
+            "outputs": lit(math.prod(out)),
+            "validation": lit(p.data.validation),
+            "samples": lit(getattr(p.data, "samples", 0)),
+            "vocab": lit(getattr(p.data, "vocab", 0)),
+        }
+
+    def context(self) -> dict:
+        p = self.plan
+        return {
+            "source": source_name(self.checked.filename),
+            "model_name": self.graph.name,
+            "class_name": class_name(self.graph.name),
+            "epochs": lit(p.epochs),
+            "batch_size": lit(p.batch_size),
+            "seed": lit(p.seed),
+            "classification": p.loss.target == "classes",
+            "metrics": [ident(m) for m in p.metrics],
+            "schedule_name": p.schedule.name,
+            "schedule_doc": (type(p.schedule).__doc__ or "").split("\n")[0],
+            "constant_lr": self.constant_lr,
+            "lr": lit(p.optimizer.lr),
+            **self.data_context(),
+            **self.model_context(),
+            **self.training_context(),
+        }
+
+    def model_context(self) -> dict:
+        raise NotImplementedError
+
+    def training_context(self) -> dict:
+        raise NotImplementedError
+
+    def render(self) -> str:
+        return _ENV.get_template(self.template).render(**self.context())
+
+
+def generate(checked: Checked, target: str) -> str:
+    from .keras_gen import KerasGenerator
+    from .torch_gen import TorchGenerator
+
+    generators = {"torch": TorchGenerator, "keras": KerasGenerator}
+    return generators[target](checked).render()

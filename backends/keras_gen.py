@@ -1,0 +1,79 @@
+"""Keras 3 output: a functional model built in a function. The IR is channels-first; Keras on
+TensorFlow wants channels-last, so each tensor's Keras layout is tracked and a `Permute` is
+inserted only where a layer needs the other one (EQUIVALENCE.md rule 2)."""
+
+from __future__ import annotations
+
+from dlspec.layers import ANY, CHANNELS_LAST, LOGICAL
+from dlspec.registry import fn, ident, lit
+
+from .codegen import Generator
+
+
+def _permutation(rank: int, to: str) -> tuple[int, ...]:
+    # Keras counts axes from 1 (after the batch). [C, *S] ↔ [*S, C].
+    return (*range(2, rank + 1), 1) if to == CHANNELS_LAST else (rank, *range(1, rank))
+
+
+class KerasGenerator(Generator):
+    target = "keras"
+    template = "keras.py.j2"
+
+    def model_context(self):
+        g = self.graph
+        self.lines: list[str] = []
+        self.layout: dict[str, str] = {}
+        self.converted: dict[tuple[str, str], str] = {}
+        inputs = []
+        for t in g.inputs:
+            name = ident(t.name)
+            dtype = "int64" if t.dtype == "int" else None
+            inputs.append(f"{name} = " + fn("keras.Input", shape=tuple(t.shape), name=t.name, **({"dtype": dtype} if dtype else {})))
+            self.layout[t.name] = LOGICAL
+        for n in g.nodes:
+            want = n.layer.keras_layout
+            if want == ANY:  # follow the first input; bring the others to it
+                want = self.layout[n.inputs[0]]
+            xs = [self.as_layout(i, want, g.shape_of(i)) for i in n.inputs]
+            for var, ctor in n.layer.keras_prelude(n):
+                self.lines.append(f"{ident(var)} = {ctor}({xs[0]})")
+                xs = [ident(var)]
+            arg = xs[0] if n.layer.arity == 1 else "[" + ", ".join(xs) + "]"
+            self.lines.append(f"{ident(n.name)} = {n.layer.keras_layer(n, want)}({arg})")
+            self.layout[n.name] = want if len(n.shape) >= 2 else LOGICAL
+        outs = [self.as_layout(o, LOGICAL, g.shape_of(o)) for o in g.outputs]
+        return {
+            "inputs": inputs,
+            "layers": self.lines,
+            "model_inputs": _one_or_list([ident(t.name) for t in g.inputs]),
+            "model_outputs": _one_or_list(outs),
+            "model_name_literal": lit(g.name),
+        }
+
+    def as_layout(self, tensor: str, want: str, shape) -> str:
+        have = self.layout[tensor]
+        if len(shape) < 2 or have == want:
+            return ident(tensor)
+        key = (tensor, want)
+        if key not in self.converted:
+            var = ident(f"{tensor}_{'cl' if want == CHANNELS_LAST else 'cf'}")
+            comment = "  # channels last for Keras" if want == CHANNELS_LAST else "  # back to channels first"
+            self.lines.append(f"{var} = {fn('layers.Permute', _permutation(len(shape), want), name=var)}({ident(tensor)}){comment}")
+            self.converted[key] = var
+            self.layout[var] = want
+        return self.converted[key]
+
+    def training_context(self):
+        p = self.plan
+        code = "\n".join(self.lines)
+        used = ["initializers"] * ("initializers." in code) + ["layers"] + ["ops"] * ("ops." in code or not self.constant_lr)
+        return {
+            "keras_imports": ", ".join(used),
+            "loss": p.loss.keras(),
+            "optimizer": p.optimizer.keras("learning_rate"),
+            "factor": p.schedule.formula("step", "self.total_steps", "ops.cos"),
+        }
+
+
+def _one_or_list(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else "[" + ", ".join(names) + "]"

@@ -1,0 +1,104 @@
+"""What every layer entry declares. A layer is a pydantic model whose fields are its arguments;
+its methods give the shape rule, the weights in the canonical (PyTorch) layout, and the
+rendering for each backend. `graph.py` calls the shape rule; `backends/` call the renderers;
+`transfer.py` calls `to_keras` / `from_keras`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..registry import CallValue, Code, Entry, Shape, ShapeError, fmt_shape, registry_of
+
+LAYERS, layer = registry_of("layer")
+
+CHANNELS_LAST, LOGICAL, ANY = "channels_last", "logical", "any"
+
+
+class Layer(Entry):
+    kind: ClassVar[str] = "layer"
+    arity: ClassVar[int | None] = 1  # how many input tensors; None means two or more
+    keras_layout: ClassVar[str] = ANY  # the layout the Keras rendering expects its input in
+    int_input: ClassVar[bool] = False  # takes integer tensors (token ids)
+    torch_functional: ClassVar[bool] = False  # no module: rendered as an expression in forward()
+
+    # --- shapes and weights (batch dimension never included) ---
+    def infer(self, shapes: list[Shape]) -> Shape:
+        return shapes[0]
+
+    def weights(self, shapes: list[Shape]) -> dict[str, Shape]:
+        """Trainable weights, PyTorch names and layout."""
+        return {}
+
+    def buffers(self, shapes: list[Shape]) -> dict[str, Shape]:
+        """Non-trainable state (e.g. batch-norm statistics); counted as parameters, as Keras does."""
+        return {}
+
+    def param_count(self, shapes: list[Shape], backend: str = "torch") -> tuple[int, int]:
+        """(total, trainable) as `backend` counts them."""
+        trainable = sum(int(np.prod(s)) for s in self.weights(shapes).values())
+        return trainable + sum(int(np.prod(s)) for s in self.buffers(shapes).values()), trainable
+
+    # --- PyTorch ---
+    def torch_module(self, node: Any) -> str | None:
+        return None
+
+    def torch_forward(self, node: Any, mod: str, xs: list[str]) -> str:
+        return f"{mod}({xs[0]})"
+
+    def torch_init(self, node: Any, mod: str) -> list[str]:
+        return []
+
+    # --- Keras ---
+    def keras_layer(self, node: Any, layout: str) -> str:
+        """The Keras layer for this node, named `node.name`; it holds the weights. `layout` is the
+        layout its input arrives in (see `keras_axis`)."""
+        raise NotImplementedError
+
+    def keras_prelude(self, node: Any) -> list[tuple[str, str]]:
+        """(variable, layer) pairs applied before `keras_layer`, e.g. explicit padding."""
+        return []
+
+    def to_keras(self, node: Any, w: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return []
+
+    def from_keras(self, node: Any, ws: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return {}
+
+
+def want_rank(shapes: list[Shape], ranks: tuple[int, ...], what: str, hint: str | None = None) -> Shape:
+    s = shapes[0]
+    if len(s) not in ranks:
+        names = {1: "[features]", 2: "[channels, length]", 3: "[channels, height, width]"}
+        wanted = " or ".join(names.get(r, f"rank {r}") for r in ranks)
+        raise ShapeError(f"{what} expects an input of shape {wanted}, got {fmt_shape(s)}", hint)
+    return s
+
+
+def as_call(v: str | CallValue) -> CallValue:
+    return v if isinstance(v, CallValue) else CallValue(name=v)
+
+
+def keras_axis(axis: int, rank: int, layout: str) -> int:
+    """The Keras axis (batch = 0) of a logical channels-first axis (batch excluded, may be < 0).
+
+    The one place where channels-first maps to channels-last (EQUIVALENCE.md rule 2)."""
+    axis = axis % rank
+    if layout != CHANNELS_LAST or rank < 2:
+        return axis + 1
+    return rank if axis == 0 else axis
+
+
+def initializer_args(node: Any, bias: bool) -> dict[str, Code]:
+    args = {"kernel_initializer": Code(node.init.keras())}
+    if bias:
+        args["bias_initializer"] = Code('"zeros"')
+    return args
+
+
+def init_weight_and_bias(node: Any, mod: str, bias: bool) -> list[str]:
+    lines = [node.init.torch(f"{mod}.weight")]
+    if bias:
+        lines.append(f"nn.init.zeros_({mod}.bias)")
+    return lines

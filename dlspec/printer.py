@@ -1,0 +1,139 @@
+"""IR → canonical `.dls` text. `format_spec` also puts comments back, so `dls fmt` keeps them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from . import ir
+
+INDENT = "  "
+
+
+def value(v: ir.Value) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        text = repr(v)
+        return text if any(c in text for c in ".e") else text + ".0"
+    if isinstance(v, str):
+        return json.dumps(v)  # a valid double-quoted literal for our grammar too
+    if isinstance(v, ir.Ref):
+        return v.name
+    if isinstance(v, ir.Call):
+        return call(v)
+    if isinstance(v, ir.TupleValue):
+        inner = ", ".join(value(x) for x in v.items)
+        return f"({inner},)" if len(v.items) == 1 else f"({inner})"
+    if isinstance(v, ir.ListValue):
+        return "[" + ", ".join(value(x) for x in v.items) + "]"
+    raise TypeError(f"not a value: {v!r}")
+
+
+def call(c: ir.Call) -> str:
+    args = [value(a) for a in c.args] + [f"{k.name}={value(k.value)}" for k in c.kwargs]
+    return f"{c.name}({', '.join(args)})"
+
+
+def statement(s: ir.Statement) -> str:
+    if isinstance(s, ir.Input):
+        if s.shape is None:
+            return f"input {s.name}"
+        dims = ", ".join(value(d) for d in s.shape)
+        return f"input {s.name}: {'int' if s.dtype == 'int' else ''}[{dims}]"
+    if isinstance(s, ir.Output):
+        return "output " + ", ".join(s.names)
+    if isinstance(s, ir.Setting):
+        return f"{s.key}: {value(s.value)}"
+    if isinstance(s, ir.Flow):
+        parts = []
+        if len(s.sources) == 1:
+            parts.append(s.sources[0])
+        elif s.sources:
+            parts.append("(" + ", ".join(s.sources) + ")")
+        for step in s.steps:
+            parts.append(call(step.call) if step.repeat is None else f"repeat {value(step.repeat)} {call(step.call)}")
+        if s.target is not None:
+            parts.append(s.target)
+        return " -> ".join(parts)
+    raise TypeError(f"not a statement: {s!r}")
+
+
+class _Writer:
+    """Collects lines, emitting each pending comment before the first line written after it."""
+
+    def __init__(self, comments: Sequence[tuple[int, str]]):
+        self.lines: list[str] = []
+        self.comments = sorted(comments)
+        self.at = 0
+
+    def flush_until(self, line: int | None, indent: str) -> None:
+        while self.at < len(self.comments) and (line is None or self.comments[self.at][0] < line):
+            self.lines.append(indent + self.comments[self.at][1])
+            self.at += 1
+
+    def emit(self, text: str, span_line: int, end_line: int, indent: str) -> None:
+        if span_line:
+            self.flush_until(span_line, indent)
+        trailing = []
+        while self.at < len(self.comments) and span_line and self.comments[self.at][0] <= end_line:
+            trailing.append(self.comments[self.at][1])
+            self.at += 1
+        self.lines.append(indent + text + ("  " + "  ".join(trailing) if trailing else ""))
+
+
+def layout(text: str) -> tuple[list[tuple[int, str]], list[int]]:
+    """The comments of a source text as (line, text), and the line of each top-level `}`."""
+    comments, closes, depth, line, i = [], [], 0, 1, 0
+    while i < len(text):
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c == '"':
+            i += 1
+            while i < len(text) and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif c == "#":
+            end = text.find("\n", i)
+            end = len(text) if end < 0 else end
+            comments.append((line, text[i:end].rstrip()))
+            i = end
+            continue
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                closes.append(line)
+        i += 1
+    return comments, closes
+
+
+def format_spec(spec: ir.Spec, source: str | None = None) -> str:
+    """The canonical text of a spec; with the `source` it came from, its comments are kept."""
+    comments, closes = layout(source) if source is not None else ([], [])
+    closes = iter(closes)
+    w = _Writer(comments)
+    for i, item in enumerate(spec.items):
+        if i and not isinstance(item, ir.Const) or (i and not isinstance(spec.items[i - 1], ir.Const)):
+            w.lines.append("")
+        line = item.span.line
+        if isinstance(item, ir.Const):
+            w.emit(f"const {item.name} = {value(item.value)}", line, line, "")
+            continue
+        if isinstance(item, ir.Block):
+            params = ", ".join(p.name if p.default is None else f"{p.name}={value(p.default)}" for p in item.params)
+            head, body = f"block {item.name}({params}) {{", item.body
+        elif isinstance(item, ir.Model):
+            head, body = f"model {item.name} {{", item.body
+        else:
+            head, body = "train {", item.settings
+        w.emit(head, line, line, "")
+        for s in body:
+            w.emit(statement(s), s.span.line, max(s.span.end_line, s.span.line), INDENT)
+        w.flush_until(next(closes, None), INDENT)
+        w.lines.append("}")
+    w.flush_until(None, "")
+    return "\n".join(w.lines).strip("\n") + "\n"

@@ -1,0 +1,221 @@
+"""The registry mechanism: every layer (and training component) is a pydantic model whose fields
+are its arguments. An entry declares, once, its arguments with types, defaults and ranges, its
+shape rule, its weights, and its rendering for both backends (see `layers.py`).
+
+This module holds what all entries share: binding call arguments to fields (with did-you-mean
+hints), the argument types, and the literal helpers that keep spec content inert in generated code.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import math
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from .diagnostics import NOWHERE, Span, did_you_mean, error
+
+Shape = tuple[int, ...]
+
+
+def _to_float(v: Any) -> Any:
+    # Strict mode rejects an int for a float field; `lr=1` should still mean 1.0.
+    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+def _to_pair(v: Any) -> Any:
+    return (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+Float = Annotated[float, BeforeValidator(_to_float)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Rate = Annotated[float, BeforeValidator(_to_float), Field(ge=0.0, lt=1.0)]
+PositiveFloat = Annotated[float, BeforeValidator(_to_float), Field(gt=0.0)]
+
+
+class CallValue(BaseModel):
+    """An argument written as a call, e.g. `init=normal(std=0.02)` or `optimizer: adam(lr=1e-3)`."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    span: Span = NOWHERE
+    arg_spans: tuple[Span, ...] = ()
+    kwarg_spans: tuple[Span, ...] = ()
+
+
+class Entry(BaseModel):
+    """Base of every registry entry. Fields are the arguments; class variables describe the entry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    kind: ClassVar[str] = "layer"
+    name: ClassVar[str]
+    positional: ClassVar[tuple[str, ...]] = ()
+    example: ClassVar[str] = ""
+
+    def problem(self) -> str | None:
+        """A message when arguments that are each valid do not fit together."""
+        return None
+
+    @classmethod
+    def signature(cls) -> str:
+        parts = []
+        for fname, field in cls.model_fields.items():
+            parts.append(fname if field.is_required() else f"{fname}={_show(field.default)}")
+        return f"{cls.name}({', '.join(parts)})"
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def registry_of(kind: str) -> tuple[dict[str, type[Entry]], Callable[[type[Entry]], type[Entry]]]:
+    """A fresh table of entries of one kind, and the decorator that fills it."""
+    table: dict[str, type[Entry]] = {}
+
+    def register(cls: type[Entry]) -> type[Entry]:
+        assert cls.name not in table, cls.name
+        table[cls.name] = cls
+        return cls
+
+    return table, register
+
+
+def bind(table: dict[str, type[Entry]], call: CallValue, what: str) -> Entry:
+    """Validate a call against its entry: names, arity, types and ranges, each error with a span."""
+    cls = table.get(call.name)
+    if cls is None:
+        raise error(f"unknown {what} `{call.name}`", call.span,
+                    hint=did_you_mean(call.name, table) or f"known {what}s: {', '.join(sorted(table))}")
+    fields = list(cls.model_fields)
+    values: dict[str, Any] = {}
+    spans: dict[str, Span] = {}
+    if len(call.args) > len(cls.positional):
+        extra = call.arg_spans[len(cls.positional)] if len(call.arg_spans) > len(cls.positional) else call.span
+        took = ", ".join(cls.positional) or "none"
+        raise error(f"{call.name} takes {len(cls.positional)} positional argument(s) ({took}), got {len(call.args)}",
+                    extra, hint=f"name the others, e.g. {cls.signature()}")
+    for i, (fname, v) in enumerate(zip(cls.positional, call.args)):
+        values[fname] = v
+        spans[fname] = call.arg_spans[i] if i < len(call.arg_spans) else call.span
+    for i, (k, v) in enumerate(call.kwargs):
+        span = call.kwarg_spans[i] if i < len(call.kwarg_spans) else call.span
+        if k not in fields:
+            raise error(f"{call.name} has no argument `{k}`", span,
+                        hint=did_you_mean(k, fields) or f"its arguments are: {cls.signature()}")
+        if k in values:
+            raise error(f"{call.name}: argument `{k}` is given twice", span)
+        values[k] = v
+        spans[k] = span
+    missing = [f for f, field in cls.model_fields.items() if field.is_required() and f not in values]
+    if missing:
+        raise error(f"{call.name} needs `{missing[0]}`", call.span, hint=f"write e.g. {cls.example or cls.signature()}")
+    try:
+        entry = cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fname = str(first["loc"][0]) if first["loc"] else ""
+        got = values.get(fname, first.get("input"))
+        raise error(f"{call.name}: argument `{fname}` {_explain(first)}, got {describe(got)}",
+                    spans.get(fname, call.span), hint=f"signature: {cls.signature()}") from None
+    problem = entry.problem()
+    if problem:
+        raise error(f"{call.name}: {problem}", call.span, hint=f"signature: {cls.signature()}")
+    return entry
+
+
+def _explain(err: dict) -> str:
+    msg = err["msg"]
+    kind = err["type"]
+    if kind in ("int_type", "int_parsing"):
+        return "must be an integer"
+    if kind in ("float_type", "float_parsing"):
+        return "must be a number"
+    if kind == "bool_type":
+        return "must be true or false"
+    if kind in ("tuple_type", "too_short", "too_long"):
+        return "must be a tuple such as (3, 3)" if "tuple" in msg or kind != "too_short" else msg.lower()
+    if kind == "literal_error":
+        return "must be " + msg.removeprefix("Input should be ")
+    return msg[0].lower() + msg[1:] if msg else "is invalid"
+
+
+def describe(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, CallValue):
+        return f"{v.name}(...)"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(describe(x) for x in v) + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(describe(x) for x in v) + "]"
+    return repr(v)
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; graph.py attaches the span of the layer that raised it."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+def fmt_shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+# --- code literals: the only way spec content reaches generated Python ---------------------------
+
+_RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
+    "self", "torch", "nn", "F", "np", "keras", "layers", "ops", "initializers", "math", "time",
+    "len", "range", "float", "int", "tuple", "super", "print", "zip",
+}
+
+
+def ident(name: str) -> str:
+    """A spec name as a Python identifier. Names are validated by the grammar (letters, digits,
+    underscores); names that would shadow Python or generated-code names get a trailing `_`."""
+    if not name.isidentifier() or not name.isascii():
+        raise ValueError(f"not an identifier: {name!r}")
+    return name + "_" if name in _RESERVED else name
+
+
+def lit(v: Any) -> str:
+    """A Python literal for a validated value; strings are escaped, floats exact."""
+    if isinstance(v, Code):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a double-quoted, fully escaped Python string literal
+    if isinstance(v, bool) or v is None or isinstance(v, int):
+        return repr(v)
+    if isinstance(v, float):
+        if math.isinf(v) or math.isnan(v):
+            return f"float({str(v)!r})"
+        return repr(v)
+    if isinstance(v, tuple):
+        inner = ", ".join(lit(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, list):
+        return "[" + ", ".join(lit(x) for x in v) + "]"
+    raise TypeError(f"no literal for {type(v).__name__}")
+
+
+class Code(str):
+    """Source text built by dlspec itself (never from spec content), passed through `lit` as is."""
+
+
+def fn(callee: str, /, *args: Any, **kwargs: Any) -> str:
+    """`callee(arg, ..., key=value)` with every value rendered by `lit`."""
+    parts = [lit(a) for a in args] + [f"{k}={lit(v)}" for k, v in kwargs.items()]
+    return f"{callee}({', '.join(parts)})"
