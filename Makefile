@@ -1,0 +1,30 @@
+# `make demo` trains the bundled demo spec; `make test` runs the whole suite.
+# Both create the environment (.venv) on first use, with every backend installed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dls check specs/demo.dls
+	$(BIN)/dls run specs/demo.dls --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check dlspec backends tests bench
+
+clean:
+	rm -rf $(VENV) runs build dist *.egg-info
