@@ -85,7 +85,54 @@ class Generator:
         raise NotImplementedError
 
     def render(self) -> str:
-        return _ENV.get_template(self.template).render(**self.context())
+        text = _ENV.get_template(self.template).render(**self.context())
+        return "\n".join(wrap(line) for line in text.split("\n"))
+
+
+WIDTH = 100
+
+
+def wrap(line: str, width: int = WIDTH) -> str:
+    """Breaks a long `name = callee(args)(...)` line after its first `(`, packing the arguments
+    into lines of at most `width`, in the style of black and ruff format."""
+    if len(line) <= width or "(" not in line:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    open_at = line.index("(")
+    args, depth, quote, start, i = [], 0, None, open_at + 1, open_at + 1
+    while i < len(line):
+        c = line[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}" and depth:
+            depth -= 1
+        elif c == ")":
+            break
+        elif c == "," and depth == 0:
+            args.append(line[start:i].strip())
+            start = i + 1
+        i += 1
+    else:
+        return line  # not a closed call: leave it as it is
+    if line[start:i].strip():
+        args.append(line[start:i].strip())
+    inner, rows, row = indent + "    ", [], ""
+    for arg in args:
+        piece = arg + ","
+        if row and len(inner) + len(row) + 1 + len(piece) > width:
+            rows.append(row)
+            row = piece
+        else:
+            row = f"{row} {piece}" if row else piece
+    rows.append(row)
+    return "\n".join([line[: open_at + 1], *(inner + r for r in rows), indent + line[i:]])
 
 
 def generate(checked: Checked, target: str) -> str:

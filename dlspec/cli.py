@@ -161,13 +161,12 @@ def verify(spec: SpecArg,
 
 
 def _need(target: str) -> None:
-    import importlib.util
-
-    module = {"torch": "torch", "keras": "keras"}[target]
-    if importlib.util.find_spec(module) is None:
-        extra = "torch" if target == "torch" else "keras"
-        err.print(f"error: the {target} backend is not installed\n  hint: pip install 'dlspec[{extra}]'")
-        raise typer.Exit(2)
+    """Imports the backend's framework now, so a missing install is a clear error, not a traceback."""
+    try:
+        __import__("torch" if target == "torch" else "keras")
+    except ImportError as exc:
+        err.print(f"error: the {target} backend is not installed ({exc})\n  hint: pip install 'dlspec[{target}]'", markup=False)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def _progress(console: Console) -> Progress:
 
 def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:
     shown = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
-    return f"epoch {epoch:>3}/{epochs}  {shown}  ({logs.get('time', 0.0):.1f}s)"
+    return f"epoch {epoch:>3}/{epochs}  {shown}  {logs.get('time', 0.0):.2f}s"
 
 
 def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | None, console: Console) -> dict:
@@ -63,8 +63,8 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
     module = load_generated(checked, backend, run_dir)
     data = module.load_data()
     n_train = len(data[0])
-    console.print(f"training {checked.graph.name} with {backend} on {checked.plan.data.name}: "
-                  f"{n_train} training and {len(data[2])} validation samples, {epochs} epochs")
+    console.print(f"{checked.graph.name} ({backend}): {epochs} epochs on {checked.plan.data.name}, "
+                  f"{n_train} train / {len(data[2])} validation samples")
     started = time.perf_counter()
     fit = _fit_torch if backend == "torch" else _fit_keras
     history, weights_file = fit(module, data, epochs, run_dir, console)
@@ -73,7 +73,8 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
     metrics = {"model": checked.graph.name, "backend": backend, "epochs": epochs, "history": history,
                "final": history[-1], "seconds": elapsed, "samples_per_second": n_train * epochs / train_time if train_time else None}
     _write_json(run_dir / "metrics.json", metrics)
-    table = Table(title=f"{checked.graph.name} ({backend}) after {epochs} epochs, {elapsed:.1f}s", title_justify="left", show_edge=False)
+    console.print(f"done in {elapsed:.1f}s ({metrics['samples_per_second']:,.0f} samples/s in training)")
+    table = Table(show_edge=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in history[-1].items():
