@@ -73,6 +73,7 @@ class Generator:
             "schedule_doc": (type(p.schedule).__doc__ or "").split("\n")[0],
             "constant_lr": self.constant_lr,
             "lr": lit(p.optimizer.lr),
+            "optimizer_template": p.optimizer.template,
             **self.data_context(),
             **self.model_context(),
             **self.training_context(),

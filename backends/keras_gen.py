@@ -65,8 +65,7 @@ class KerasGenerator(Generator):
 
     def training_context(self):
         p = self.plan
-        code = "\n".join(self.lines)
-        used = ["initializers"] * ("initializers." in code) + ["layers"] + ["ops"] * ("ops." in code or not self.constant_lr)
+        used = ["initializers", "layers", "ops"]  # the optimizer classes use initializers and ops
         return {
             "keras_imports": ", ".join(used),
             "loss": p.loss.keras(),

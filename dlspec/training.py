@@ -13,7 +13,21 @@ from pydantic import Field
 from . import ir
 from .diagnostics import NOWHERE, Span, did_you_mean, error
 from .graph import Graph
-from .registry import CallValue, Entry, PositiveFloat, PositiveInt, Rate, bind, describe, fmt_shape, lit, registry_of
+from .registry import (
+    CallValue,
+    Code,
+    Entry,
+    Float,
+    PositiveFloat,
+    PositiveInt,
+    Rate,
+    bind,
+    describe,
+    fmt_shape,
+    fn,
+    lit,
+    registry_of,
+)
 
 DATA, data = registry_of("data source")
 LOSSES, loss = registry_of("loss")
@@ -101,47 +115,153 @@ class MSE(Loss):
         return "keras.losses.MeanSquaredError()"
 
 
-# --- optimizers ---------------------------------------------------------------------------------
+# --- optimizers: PyTorch's formulas are the meaning; the Keras output gets a small subclass of
+# keras.optimizers.Optimizer computing the same update (EQUIVALENCE.md trap 4). ----------------------
 
 class Optimizer(Entry):
     kind: ClassVar[str] = "optimizer"
     positional = ("lr",)
+    torch_class: ClassVar[str]
+    keras_class: ClassVar[str]  # a class defined by backends/templates/keras_optimizers/<name>.py.j2
+
+    def torch_args(self) -> dict:
+        raise NotImplementedError
+
+    def keras_args(self) -> dict:
+        raise NotImplementedError
+
+    def torch(self, params: str) -> str:
+        return fn(f"torch.optim.{self.torch_class}", Code(params), lr=self.lr, **self.torch_args())
+
+    def keras(self, lr: str) -> str:
+        return fn(self.keras_class, learning_rate=Code(lr), **self.keras_args())
+
+    @property
+    def template(self) -> str:
+        return f"keras_optimizers/{self.keras_class.lower()}.py.j2"
+
+
+Beta = Rate  # in [0, 1)
+NonNegFloat = Annotated[Float, Field(ge=0.0)]
 
 
 @optimizer
 class SGD(Optimizer):
-    """Stochastic gradient descent, with optional (Nesterov) momentum."""
+    """Stochastic gradient descent, with optional (Nesterov) momentum: buf = momentum * buf + grad,
+    w -= lr * buf (Nesterov: w -= lr * (grad + momentum * buf))."""
 
     name = "sgd"
+    torch_class = keras_class = "SGD"
     lr: PositiveFloat = 0.01
-    momentum: Rate = 0.0
+    momentum: Beta = 0.0
     nesterov: bool = False
 
     def problem(self):
         return "nesterov needs momentum above 0" if self.nesterov and not self.momentum else None
 
-    def torch(self, params: str) -> str:
-        return f"torch.optim.SGD({params}, lr={lit(self.lr)}, momentum={lit(self.momentum)}, nesterov={lit(self.nesterov)})"
+    def torch_args(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
-    def keras(self, lr: str) -> str:
-        return f"keras.optimizers.SGD(learning_rate={lr}, momentum={lit(self.momentum)}, nesterov={lit(self.nesterov)})"
+    def keras_args(self):
+        return self.torch_args()
 
 
 @optimizer
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with bias correction."""
+    """Adam (Kingma & Ba) with bias correction; eps is added outside the square root."""
 
     name = "adam"
+    torch_class = keras_class = "Adam"
     lr: PositiveFloat = 1e-3
-    beta1: Rate = 0.9
-    beta2: Rate = 0.999
+    beta1: Beta = 0.9
+    beta2: Beta = 0.999
     eps: PositiveFloat = 1e-8
 
-    def torch(self, params):
-        return f"torch.optim.Adam({params}, lr={lit(self.lr)}, betas=({lit(self.beta1)}, {lit(self.beta2)}), eps={lit(self.eps)})"
+    def torch_args(self):
+        return {"betas": (self.beta1, self.beta2), "eps": self.eps}
 
-    def keras(self, lr):
-        return f"keras.optimizers.Adam(learning_rate={lr}, beta_1={lit(self.beta1)}, beta_2={lit(self.beta2)}, epsilon={lit(self.eps)})"
+    def keras_args(self):
+        return {"beta_1": self.beta1, "beta_2": self.beta2, "epsilon": self.eps}
+
+
+@optimizer
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): w -= lr * weight_decay * w, then the
+    Adam step. Not an L2 penalty on the loss (that is `l2`)."""
+
+    name = "adamw"
+    torch_class = "AdamW"
+    keras_class = "Adam"
+    weight_decay: NonNegFloat = 0.01
+
+    def torch_args(self):
+        return super().torch_args() | {"weight_decay": self.weight_decay}
+
+    def keras_args(self):
+        return super().keras_args() | {"decoupled_decay": self.weight_decay}
+
+
+@optimizer
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.): sum += grad², w -= lr * grad / (sqrt(sum) + eps); the sum starts
+    at `initial_accumulator` (0, PyTorch's value; Keras's built-in starts at 0.1)."""
+
+    name = "adagrad"
+    torch_class = keras_class = "Adagrad"
+    lr: PositiveFloat = 0.01
+    eps: PositiveFloat = 1e-10
+    initial_accumulator: NonNegFloat = 0.0
+
+    def torch_args(self):
+        return {"eps": self.eps, "initial_accumulator_value": self.initial_accumulator}
+
+    def keras_args(self):
+        return {"epsilon": self.eps, "initial_accumulator": self.initial_accumulator}
+
+
+@optimizer
+class RMSprop(Optimizer):
+    """RMSprop (Hinton): v = alpha * v + (1 - alpha) * grad², w -= lr * grad / (sqrt(v) + eps);
+    `centered` subtracts the squared mean gradient; `momentum` accumulates the steps."""
+
+    name = "rmsprop"
+    torch_class = keras_class = "RMSprop"
+    lr: PositiveFloat = 0.01
+    alpha: Beta = 0.99
+    eps: PositiveFloat = 1e-8
+    momentum: Beta = 0.0
+    centered: bool = False
+
+    def torch_args(self):
+        return {"alpha": self.alpha, "eps": self.eps, "momentum": self.momentum, "centered": self.centered}
+
+    def keras_args(self):
+        return {"alpha": self.alpha, "epsilon": self.eps, "momentum": self.momentum, "centered": self.centered}
+
+
+@optimizer
+class Adamax(Adam):
+    """Adamax (Kingma & Ba): Adam with the infinity norm, u = max(beta2 * u, |grad| + eps)."""
+
+    name = "adamax"
+    torch_class = keras_class = "Adamax"
+    lr: PositiveFloat = 2e-3
+
+
+@optimizer
+class NAdam(Adam):
+    """NAdam (Dozat): Adam with Nesterov momentum, mu_t = beta1 * (1 - 0.5 * 0.96^(t * momentum_decay))."""
+
+    name = "nadam"
+    torch_class = keras_class = "NAdam"
+    lr: PositiveFloat = 2e-3
+    momentum_decay: NonNegFloat = 4e-3
+
+    def torch_args(self):
+        return super().torch_args() | {"momentum_decay": self.momentum_decay}
+
+    def keras_args(self):
+        return super().keras_args() | {"momentum_decay": self.momentum_decay}
 
 
 # --- schedules: factor(step) multiplies the optimizer's lr ---------------------------------------
@@ -183,7 +303,7 @@ SETTINGS = {
     "model": "which model to train (when the spec has several)",
     "data": "where samples come from: digits(...) or synthetic(...)",
     "loss": "cross_entropy(...) or mse()",
-    "optimizer": "sgd(...) or adam(...)",
+    "optimizer": "sgd, adam, adamw, adagrad, rmsprop, adamax or nadam, e.g. adam(lr=1e-3)",
     "schedule": "constant() or cosine(...)",
     "epochs": "passes over the training data",
     "batch_size": "samples per optimizer step",

@@ -1,0 +1,104 @@
+"""Training steps mean the same in both outputs: from the same weights and batches, k optimizer
+steps (with a learning-rate schedule in play) leave the same parameters in PyTorch and Keras.
+
+float64 throughout (EQUIVALENCE.md rule 5), and the whole test runs with Keras's floatx set to
+float64 so that the schedule's learning rate is not rounded to float32 either."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlspec.check import check_text
+from dlspec.runtime import load_generated
+from dlspec.transfer import keras_to_torch, torch_to_keras
+from dlspec.verify import keras_floatx, randomize
+
+SPEC = """
+model Net {{
+  input x: [3, 6, 5]
+  x -> conv2d(4, 3, padding=same, activation=tanh) -> flatten() -> dense(12) -> layernorm()
+  reshape((3, 4)) -> gru(5, return_sequences=true) -> gru(6) -> dense(4)
+}}
+
+train {{
+  data: synthetic(samples=64)
+  optimizer: {optimizer}
+  schedule: {schedule}
+  epochs: 2
+  batch_size: 16
+}}
+"""
+
+OPTIMIZERS = [
+    "sgd(lr=0.1)",
+    "sgd(lr=0.1, momentum=0.9)",
+    "sgd(lr=0.1, momentum=0.8, nesterov=true)",
+    "adam(lr=0.01)",
+    "adam(lr=0.01, beta1=0.5, beta2=0.9, eps=1e-3)",  # a large eps shows where it is added
+    "adamw(lr=0.01, weight_decay=0.1)",
+    "adagrad(lr=0.1)",
+    "adagrad(lr=0.1, initial_accumulator=0.5, eps=1e-3)",
+    "rmsprop(lr=0.01)",
+    "rmsprop(lr=0.01, momentum=0.5, centered=true, eps=1e-3)",
+    "adamax(lr=0.01, eps=1e-3)",
+    "nadam(lr=0.01)",
+]
+STEPS = 4
+
+
+@pytest.mark.parametrize("schedule", ["constant()", "cosine(min_ratio=0.1)"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_parameters_after_k_steps_agree(optimizer, schedule, tmp_path):
+    import keras
+    import torch
+
+    checked = check_text(SPEC.format(optimizer=optimizer, schedule=schedule))
+    # PyTorch keeps some optimizer state (NAdam's mu product) in its default dtype: make it float64.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        _steps(checked, tmp_path)
+    finally:
+        torch.set_default_dtype(default_dtype)
+        keras.backend.clear_session()
+
+
+def _steps(checked, tmp_path):
+    import keras
+    import torch
+
+    graph = checked.graph
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal((8, 3, 6, 5)), rng.integers(0, 4, 8)) for _ in range(STEPS)]
+    with keras_floatx("float64"):
+        # Loaded here, so that the module-level loss object computes in float64 too.
+        t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+        t_model = t_mod.build_model().double()
+        randomize(t_model, seed=1)
+        k_model = k_mod.build_model()
+        torch_to_keras(graph, t_model, k_model)
+        k_model.compile(optimizer=k_mod.build_optimizer(STEPS), loss=k_mod.loss_fn)
+        t_opt, t_sched = t_mod.build_optimizer(t_model, STEPS)
+        t_lrs, k_lrs = [], []
+        for x, y in batches:
+            t_lrs.append(t_opt.param_groups[0]["lr"])
+            k_lrs.append(float(keras.ops.convert_to_numpy(k_model.optimizer.learning_rate)))
+            t_opt.zero_grad()
+            t_mod.loss_fn(t_model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+            t_opt.step()
+            if t_sched is not None:
+                t_sched.step()
+            k_model.train_on_batch(x, y)
+        # The learning-rate sequence is the same function of the step (EQUIVALENCE.md trap 11).
+        np.testing.assert_allclose(k_lrs, t_lrs, rtol=1e-12)
+        assert checked.plan.schedule.name == "constant" or t_lrs[-1] < t_lrs[0]
+        # Compare in PyTorch's layout: copy Keras's weights into a fresh PyTorch model.
+        back = t_mod.build_model().double()
+        keras_to_torch(graph, k_model, back)
+    expected, got = t_model.state_dict(), back.state_dict()
+    for name, value in expected.items():
+        # Steps of size ~lr: agreement to 1e-9 relative leaves room only for float64 rounding.
+        np.testing.assert_allclose(got[name].numpy(), value.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+    moved = max(float((expected[k] - v).abs().max()) for k, v in t_mod.build_model().double().state_dict().items())
+    assert moved > 0
