@@ -13,6 +13,7 @@ import jinja2
 from dlspec.check import Checked
 from dlspec.graph import Graph
 from dlspec.registry import ident, lit
+from dlspec.training import Expr
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dlspec.backends", "templates"),
@@ -34,12 +35,13 @@ def class_name(name: str) -> str:
 class Generator:
     target: str
     template: str
+    expr: Expr  # how schedule formulas are written in this target
 
     def __init__(self, checked: Checked):
         self.checked = checked
         self.graph: Graph = checked.graph
         self.plan = checked.plan
-        self.constant_lr = self.plan.schedule.name == "constant"
+        self.constant_lr = self.plan.schedule.name == "constant" and not self.plan.schedule.warmup
 
     # --- what both targets share ---
     def data_context(self) -> dict:
@@ -70,8 +72,9 @@ class Generator:
             "classification": p.loss.target == "classes",
             "metrics": [ident(m) for m in p.metrics],
             "schedule_name": p.schedule.name,
-            "schedule_doc": (type(p.schedule).__doc__ or "").split("\n")[0],
+            "schedule_doc": " ".join((type(p.schedule).__doc__ or "").split()),
             "constant_lr": self.constant_lr,
+            "factor": p.schedule.formula(self.expr),
             "lr": lit(p.optimizer.lr),
             "optimizer_template": p.optimizer.template,
             **self.data_context(),
@@ -100,6 +103,8 @@ def wrap(line: str, width: int = WIDTH) -> str:
         return line
     indent = line[: len(line) - len(line.lstrip())]
     open_at = line.index("(")
+    if not (line[open_at - 1].isalnum() or line[open_at - 1] in "_])"):
+        return line  # a parenthesized expression, not a call: a trailing comma would make a tuple
     args, depth, quote, start, i = [], 0, None, open_at + 1, open_at + 1
     while i < len(line):
         c = line[i]
@@ -124,6 +129,8 @@ def wrap(line: str, width: int = WIDTH) -> str:
         return line  # not a closed call: leave it as it is
     if line[start:i].strip():
         args.append(line[start:i].strip())
+    if len(args) < 2:
+        return line
     inner, rows, row = indent + "    ", [], ""
     for arg in args:
         piece = arg + ","

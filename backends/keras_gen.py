@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dlspec.layers import ANY, CHANNELS_LAST, LOGICAL
 from dlspec.registry import fn, ident, lit
+from dlspec.training import KERAS_EXPR
 
 from .codegen import Generator
 
@@ -18,6 +19,7 @@ def _permutation(rank: int, to: str) -> tuple[int, ...]:
 class KerasGenerator(Generator):
     target = "keras"
     template = "keras.py.j2"
+    expr = KERAS_EXPR
 
     def model_context(self):
         g = self.graph
@@ -70,7 +72,6 @@ class KerasGenerator(Generator):
             "keras_imports": ", ".join(used),
             "loss": p.loss.keras(),
             "optimizer": p.optimizer.keras("learning_rate"),
-            "factor": p.schedule.formula("step", "self.total_steps", "ops.cos"),
         }
 
 

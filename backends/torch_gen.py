@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dlspec.registry import ident
+from dlspec.training import TORCH_EXPR
 
 from .codegen import Generator
 
@@ -10,6 +11,7 @@ from .codegen import Generator
 class TorchGenerator(Generator):
     target = "torch"
     template = "torch.py.j2"
+    expr = TORCH_EXPR
 
     def model_context(self):
         g = self.graph
@@ -39,5 +41,4 @@ class TorchGenerator(Generator):
             "loss": p.loss.torch(),
             "prob_loss": not p.loss.torch().startswith("nn."),
             "optimizer": p.optimizer.torch("model.parameters()"),
-            "factor": p.schedule.formula("step", "total_steps", "math.cos"),
         }
