@@ -12,14 +12,16 @@ import jinja2
 
 from dlspec.check import Checked
 from dlspec.graph import Graph
+from dlspec.losses import CLASSES
 from dlspec.registry import ident, lit
-from dlspec.training import Expr
+from dlspec.schedules import Expr
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dlspec.backends", "templates"),
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     autoescape=False,  # the output is Python; every value is escaped by `lit` before it gets here
 )
+_ENV.filters["lit"] = lit
 
 
 def source_name(filename: str) -> str:
@@ -69,7 +71,9 @@ class Generator:
             "epochs": lit(p.epochs),
             "batch_size": lit(p.batch_size),
             "seed": lit(p.seed),
-            "classification": p.loss.target == "classes",
+            "classification": p.loss.target == CLASSES,
+            "loss": p.loss,
+            "loss_template": p.loss.template(self.target),
             "metrics": [ident(m) for m in p.metrics],
             "schedule_name": p.schedule.name,
             "schedule_doc": " ".join((type(p.schedule).__doc__ or "").split()),
@@ -89,7 +93,10 @@ class Generator:
         raise NotImplementedError
 
     def render(self) -> str:
-        text = _ENV.get_template(self.template).render(**self.context())
+        context = self.context()
+        context["loss_source"] = _ENV.get_template(context["loss_template"]).render(loss=context["loss"]).strip()
+        context["uses_functional"] = context.get("uses_functional", False) or "F." in context["loss_source"]
+        text = _ENV.get_template(self.template).render(**context)
         return "\n".join(wrap(line) for line in text.split("\n"))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dlspec.layers import ANY, CHANNELS_LAST, LOGICAL
 from dlspec.registry import fn, ident, lit
-from dlspec.training import KERAS_EXPR
+from dlspec.schedules import KERAS_EXPR
 
 from .codegen import Generator
 
@@ -70,7 +70,6 @@ class KerasGenerator(Generator):
         used = ["initializers", "layers", "ops"]  # the optimizer classes use initializers and ops
         return {
             "keras_imports": ", ".join(used),
-            "loss": p.loss.keras(),
             "optimizer": p.optimizer.keras("learning_rate"),
         }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlspec.registry import ident
-from dlspec.training import TORCH_EXPR
+from dlspec.schedules import TORCH_EXPR
 
 from .codegen import Generator
 
@@ -38,7 +38,5 @@ class TorchGenerator(Generator):
     def training_context(self):
         p = self.plan
         return {
-            "loss": p.loss.torch(),
-            "prob_loss": not p.loss.torch().startswith("nn."),
             "optimizer": p.optimizer.torch("model.parameters()"),
         }

@@ -30,6 +30,21 @@ train {{
 }}
 """
 
+TOKENS_SPEC = """
+model Net {{
+  input tokens: int[7]
+  tokens -> embedding(11, 5) -> gru(6) -> dense(4)
+}}
+
+train {{
+  data: synthetic(samples=64, vocab=11)
+  optimizer: {optimizer}
+  schedule: {schedule}
+  epochs: 2
+  batch_size: 16
+}}
+"""
+
 OPTIMIZERS = [
     "sgd(lr=0.1)",
     "sgd(lr=0.1, momentum=0.9)",
@@ -50,10 +65,20 @@ STEPS = 4
 @pytest.mark.parametrize("schedule", ["constant()", "cosine(min_ratio=0.1)"])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_parameters_after_k_steps_agree(optimizer, schedule, tmp_path):
+    _run(SPEC.format(optimizer=optimizer, schedule=schedule), tmp_path)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd(lr=0.1, momentum=0.9)", "adam(lr=0.01)", "rmsprop(lr=0.01)"])
+def test_embedding_updates_agree(optimizer, tmp_path):
+    # Keras hands embedding gradients over as sparse slices; PyTorch's are dense.
+    _run(TOKENS_SPEC.format(optimizer=optimizer, schedule="cosine()"), tmp_path)
+
+
+def _run(text, tmp_path):
     import keras
     import torch
 
-    checked = check_text(SPEC.format(optimizer=optimizer, schedule=schedule))
+    checked = check_text(text)
     # PyTorch keeps some optimizer state (NAdam's mu product) in its default dtype: make it float64.
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -70,7 +95,9 @@ def _steps(checked, tmp_path):
 
     graph = checked.graph
     rng = np.random.default_rng(0)
-    batches = [(rng.standard_normal((8, 3, 6, 5)), rng.integers(0, 4, 8)) for _ in range(STEPS)]
+    x = graph.inputs[0]
+    batches = [(rng.integers(0, 11, (8, *x.shape)) if x.dtype == "int" else rng.standard_normal((8, *x.shape)),
+                rng.integers(0, 4, 8)) for _ in range(STEPS)]
     with keras_floatx("float64"):
         # Loaded here, so that the module-level loss object computes in float64 too.
         t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
