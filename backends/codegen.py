@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from pathlib import Path
 
 import jinja2
@@ -76,11 +77,14 @@ class Generator:
             "loss_template": p.loss.template(self.target),
             "metrics": [ident(m) for m in p.metrics],
             "schedule_name": p.schedule.name,
-            "schedule_doc": " ".join((type(p.schedule).__doc__ or "").split()),
+            "schedule_doc": textwrap.fill(f"{p.schedule.name}: " + " ".join((type(p.schedule).__doc__ or "").split()),
+                                          width=WIDTH - 4, subsequent_indent="    "),
             "constant_lr": self.constant_lr,
-            "factor": p.schedule.formula(self.expr),
+            "factor_body": p.schedule.body(self.expr),
             "lr": lit(p.optimizer.lr),
             "optimizer_template": p.optimizer.template,
+            "clip_norm": lit(p.clip_norm) if p.clip_norm else None,
+            "clip_value": lit(p.clip_value) if p.clip_value else None,
             **self.data_context(),
             **self.model_context(),
             **self.training_context(),
@@ -106,7 +110,7 @@ WIDTH = 100
 def wrap(line: str, width: int = WIDTH) -> str:
     """Breaks a long `name = callee(args)(...)` line after its first `(`, packing the arguments
     into lines of at most `width`, in the style of black and ruff format."""
-    if len(line) <= width or "(" not in line:
+    if len(line) <= width or not re.match(r"\s*[\w.]+ = [\w.]+\(", line):
         return line
     indent = line[: len(line) - len(line.lstrip())]
     open_at = line.index("(")

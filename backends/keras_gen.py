@@ -70,7 +70,7 @@ class KerasGenerator(Generator):
         used = ["initializers", "layers", "ops"]  # the optimizer classes use initializers and ops
         return {
             "keras_imports": ", ".join(used),
-            "optimizer": p.optimizer.keras("learning_rate"),
+            "optimizer": p.optimizer.keras("learning_rate", **{k: v for k, v in (("clip_value", p.clip_value), ("clip_norm", p.clip_norm)) if v}),
         }
 
 

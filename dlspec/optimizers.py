@@ -31,8 +31,8 @@ class Optimizer(Entry):
     def torch(self, params: str) -> str:
         return fn(f"torch.optim.{self.torch_class}", Code(params), lr=self.lr, **self.torch_args())
 
-    def keras(self, lr: str) -> str:
-        return fn(self.keras_class, learning_rate=Code(lr), **self.keras_args())
+    def keras(self, lr: str, **extra) -> str:
+        return fn(self.keras_class, learning_rate=Code(lr), **self.keras_args(), **extra)
 
     @property
     def template(self) -> str:

@@ -17,47 +17,56 @@ SCHEDULES, schedule = registry_of("schedule")
 
 @dataclass(frozen=True)
 class Expr:
-    """How a schedule formula names things in one backend's generated code."""
+    """How schedule code names things in one backend's generated `lr_factor(step, ...)`."""
 
-    step: str = "step"
-    total: str = "total_steps"
-    per_epoch: str = "steps_per_epoch"
-    lib: str = "math"  # "math" in PyTorch's output, "ops" in Keras's (where step is a tensor)
+    lib: str  # "math" in PyTorch's output; "ops" in Keras's, where `step` is a tensor
 
     def f(self, name: str) -> str:
         return f"{self.lib}.{name}"
 
     def where(self, cond: str, a: str, b: str) -> str:
-        return f"({a} if {cond} else {b})" if self.lib == "math" else f"ops.where({cond}, {a}, {b})"
+        return f"{a} if {cond} else {b}" if self.lib == "math" else f"ops.where({cond}, {a}, {b})"
 
     def count(self, cond: str) -> str:
-        return f"({cond})" if self.lib == "math" else f"ops.cast({cond}, {self.step}.dtype)"
-
-    def shifted(self, by: int) -> Expr:
-        return Expr(f"({self.step} - {by})", f"({self.total} - {by})", self.per_epoch, self.lib)
+        return f"({cond})" if self.lib == "math" else f"ops.cast({cond}, step.dtype)"
 
 
-TORCH_EXPR, KERAS_EXPR = Expr(lib="math"), Expr(lib="ops")
+TORCH_EXPR, KERAS_EXPR = Expr("math"), Expr("ops")
 Unit = Literal["epoch", "step"]
 Ratio = Annotated[Float, Field(ge=0.0, le=1.0)]
+Code = tuple[list[str], str]  # statements, then the factor's expression
+
+
+def anneal(e: Expr, lo: float, phase: str, rising: bool = False) -> str:
+    """A half-cosine from 1 down to `lo` as `phase` goes from 0 to 1 (from `lo` up to 1 if rising)."""
+    curve = f"0.5 * (1.0 {'-' if rising else '+'} {e.f('cos')}(math.pi * {phase}))"
+    return curve if lo == 0 else f"{lit(lo)} + {lit(1.0 - lo)} * {curve}"
 
 
 class Schedule(Entry):
     kind: ClassVar[str] = "schedule"
     warmup: NonNegInt = 0  # optimizer steps of linear warm-up before the schedule starts
 
-    def factor(self, e: Expr) -> str:
-        """The factor at step `e.step` of a schedule `e.total` steps long, as an expression."""
+    def factor(self, e: Expr) -> Code:
+        """The factor at optimizer step `step` of a schedule `total_steps` long (`steps_per_epoch`
+        is known too): statements, then an expression."""
         raise NotImplementedError
 
-    def formula(self, e: Expr) -> str:
+    def body(self, e: Expr) -> list[str]:
+        """The body of the generated `lr_factor(step, total_steps, steps_per_epoch)`."""
+        lines, value = self.factor(e)
         if not self.warmup:
-            return self.factor(e)
-        # Warm-up: factor (step + 1) / warmup, then the schedule, started afresh after it.
-        return e.where(f"{e.step} < {self.warmup}", f"({e.step} + 1) / {self.warmup}", self.factor(e.shifted(self.warmup)))
+            return [*lines, f"return {value}"]
+        w = self.warmup
+        return [f"warm = (step + 1) / {w}  # linear warm-up over the first {w} steps",
+                f"step, total_steps = step - {w}, total_steps - {w}  # then the schedule, from its start",
+                *lines, f"return {e.where('step < 0', 'warm', value)}"]
 
-    def unit(self, e: Expr) -> str:
-        return e.per_epoch if getattr(self, "per", "epoch") == "epoch" else "1"
+    def per(self) -> str:
+        return "steps_per_epoch" if getattr(self, "unit", "epoch") == "epoch" else "1"
+
+    def elapsed(self) -> list[str]:
+        return [f"t = step / {self.per()}  # in {getattr(self, 'unit', 'epoch')}s"] if self.per() != "1" else ["t = step"]
 
 
 @schedule
@@ -67,42 +76,42 @@ class Constant(Schedule):
     name = "constant"
 
     def factor(self, e):
-        return "1.0"
+        return [], "1.0"
 
 
 @schedule
 class Step(Schedule):
-    """Multiply by `gamma` every `every` epochs (or steps, with per=step): gamma^floor(t / every)."""
+    """Multiply by `gamma` every `every` epochs (or steps, with unit=step): gamma^floor(t / every)."""
 
     name = "step"
     positional = ("every",)
     example = "step(10, gamma=0.5)"
     every: PositiveInt
     gamma: PositiveFloat = 0.1
-    per: Unit = "epoch"
+    unit: Unit = "epoch"
 
     def factor(self, e):
-        return f"{lit(self.gamma)} ** {e.f('floor')}({e.step} / ({self.every} * {self.unit(e)}))"
+        return self.elapsed(), f"{lit(self.gamma)} ** {e.f('floor')}(t / {self.every})"
 
 
 @schedule
 class MultiStep(Schedule):
-    """Multiply by `gamma` at each milestone (epochs, or steps with per=step)."""
+    """Multiply by `gamma` at each milestone (epochs, or steps with unit=step)."""
 
     name = "multistep"
     positional = ("milestones",)
     example = "multistep([30, 60], gamma=0.1)"
     milestones: list[PositiveInt]
     gamma: PositiveFloat = 0.1
-    per: Unit = "epoch"
+    unit: Unit = "epoch"
 
     def problem(self):
         ok = self.milestones and all(a < b for a, b in zip(self.milestones, self.milestones[1:]))
         return None if ok else "milestones must be a non-empty, increasing list such as [30, 60]"
 
     def factor(self, e):
-        passed = " + ".join(e.count(f"{e.step} >= {m} * {self.unit(e)}") for m in self.milestones)
-        return f"{lit(self.gamma)} ** ({passed})"
+        passed = " + ".join(e.count(f"t >= {m}") for m in self.milestones)
+        return [*self.elapsed(), f"passed = {passed}  # milestones reached"], f"{lit(self.gamma)} ** passed"
 
 
 @schedule
@@ -114,11 +123,11 @@ class Exponential(Schedule):
     example = "exponential(0.95)"
     gamma: PositiveFloat
     staircase: bool = False
-    per: Unit = "epoch"
+    unit: Unit = "epoch"
 
     def factor(self, e):
-        t = f"{e.step} / {self.unit(e)}"
-        return f"{lit(self.gamma)} ** {e.f('floor')}({t})" if self.staircase else f"{lit(self.gamma)} ** ({t})"
+        power = f"{e.f('floor')}(t)" if self.staircase else "t"
+        return self.elapsed(), f"{lit(self.gamma)} ** {power}"
 
 
 @schedule
@@ -130,7 +139,7 @@ class Cosine(Schedule):
     min_ratio: Ratio = 0.0
 
     def factor(self, e):
-        return f"{lit(self.min_ratio)} + {lit(1.0 - self.min_ratio)} * 0.5 * (1.0 + {e.f('cos')}(math.pi * {e.step} / {e.total}))"
+        return [], anneal(e, self.min_ratio, "step / total_steps")
 
 
 @schedule
@@ -144,18 +153,17 @@ class CosineRestarts(Schedule):
     period: PositiveInt
     mult: Annotated[Float, Field(ge=1.0)] = 1.0
     min_ratio: Ratio = 0.0
-    per: Unit = "epoch"
+    unit: Unit = "epoch"
 
     def factor(self, e):
-        t = f"({e.step} / {self.unit(e)})"
+        p = self.period
         if self.mult == 1.0:
-            start, length = f"{self.period} * {e.f('floor')}({t} / {self.period})", str(self.period)
+            lines = [f"start, length = {p} * {e.f('floor')}(t / {p}), {p}  # the current cycle"]
         else:  # cycle i starts at period * (mult^i - 1) / (mult - 1); 1e-9 keeps exact starts in their cycle
             m = lit(self.mult)
-            i = f"{e.f('floor')}({e.f('log')}(1.0 + {t} * ({m} - 1.0) / {self.period}) / {lit(math.log(self.mult))} + 1e-9)"
-            start, length = f"{self.period} * ({m} ** {i} - 1.0) / ({m} - 1.0)", f"{self.period} * {m} ** {i}"
-        return (f"{lit(self.min_ratio)} + {lit(1.0 - self.min_ratio)} * 0.5 * "
-                f"(1.0 + {e.f('cos')}(math.pi * ({t} - {start}) / ({length})))")
+            lines = [f"cycle = {e.f('floor')}({e.f('log')}(1.0 + t * ({m} - 1.0) / {p}) / {lit(math.log(self.mult))} + 1e-9)",
+                     f"start, length = {p} * ({m} ** cycle - 1.0) / ({m} - 1.0), {p} * {m} ** cycle"]
+        return [*self.elapsed(), *lines], anneal(e, self.min_ratio, "(t - start) / length")
 
 
 @schedule
@@ -169,10 +177,7 @@ class OneCycle(Schedule):
     final_div: Annotated[Float, Field(ge=1.0)] = 1e4
 
     def factor(self, e):
-        lo, end, cos = lit(1.0 / self.div), lit(1.0 / (self.div * self.final_div)), e.f("cos")
-        up = f"({lit(self.pct_start)} * {e.total})"
-        rise = f"{lo} + (1.0 - {lo}) * 0.5 * (1.0 - {cos}(math.pi * {e.step} / {up}))"
-        fall = f"{end} + (1.0 - {end}) * 0.5 * (1.0 + {cos}(math.pi * ({e.step} - {up}) / ({e.total} - {up})))"
-        return e.where(f"{e.step} < {up}", rise, fall)
-
-
+        lines = [f"peak = {lit(self.pct_start)} * total_steps  # the step where lr is highest",
+                 f"rise = {anneal(e, 1.0 / self.div, 'step / peak', rising=True)}",
+                 f"fall = {anneal(e, 1.0 / (self.div * self.final_div), '(step - peak) / (total_steps - peak)')}"]
+        return lines, e.where("step < peak", "rise", "fall")

@@ -88,6 +88,8 @@ SETTINGS = {
     "batch_size": "samples per optimizer step",
     "metrics": "a list such as [accuracy]",
     "seed": "the seed for weights, shuffling and data",
+    "clip_norm": "clip the gradients' global norm to this value (PyTorch's clip_grad_norm_)",
+    "clip_value": "clip every gradient element to [-value, value] (before clip_norm)",
 }
 
 
@@ -102,6 +104,8 @@ class Plan:
     batch_size: int = 32
     metrics: tuple[str, ...] = ("accuracy",)
     seed: int = 0
+    clip_norm: float | None = None
+    clip_value: float | None = None
     span: Span = NOWHERE
 
 
@@ -182,6 +186,13 @@ def plan(spec: ir.Spec, graphs: list[Graph], value) -> Plan:
         raise error(f"`seed` must be a whole number ≥ 0, got {describe(seed)}", s)
     epochs = _positive_int(*get("epochs", 10), "epochs")
     batch = _positive_int(*get("batch_size", 32), "batch_size")
+    clips = {}
+    for key in ("clip_norm", "clip_value"):
+        if key in got:
+            value_, span_ = got[key]
+            if isinstance(value_, bool) or not isinstance(value_, int | float) or value_ <= 0:
+                raise error(f"`{key}` must be a positive number, got {describe(value_)}", span_)
+            clips[key] = float(value_)
     return Plan(model=name, data=data_entry, loss=loss_entry, optimizer=opt, schedule=sched, epochs=epochs,
-                batch_size=batch, metrics=tuple(v), seed=seed, span=train.span)
+                batch_size=batch, metrics=tuple(v), seed=seed, span=train.span, **clips)
 

@@ -27,6 +27,7 @@ train {{
   schedule: {schedule}
   epochs: 2
   batch_size: 16
+  {extra}
 }}
 """
 
@@ -65,7 +66,15 @@ STEPS = 4
 @pytest.mark.parametrize("schedule", ["constant()", "cosine(min_ratio=0.1)"])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_parameters_after_k_steps_agree(optimizer, schedule, tmp_path):
-    _run(SPEC.format(optimizer=optimizer, schedule=schedule), tmp_path)
+    _run(SPEC.format(optimizer=optimizer, schedule=schedule, extra=""), tmp_path)
+
+
+@pytest.mark.parametrize("clip", ["clip_norm: 0.05", "clip_value: 0.002", "clip_value: 0.01\n  clip_norm: 0.03"])
+@pytest.mark.parametrize("optimizer", ["sgd(lr=0.1, momentum=0.9)", "adam(lr=0.01)"])
+def test_clipped_steps_agree(optimizer, clip, tmp_path):
+    # Small thresholds, so that clipping acts at every step; the global norm includes the
+    # PyTorch's +1e-6 (clip_grad_norm_), which a per-variable or Keras-style clip would miss.
+    _run(SPEC.format(optimizer=optimizer, schedule="constant()", extra=clip), tmp_path)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd(lr=0.1, momentum=0.9)", "adam(lr=0.01)", "rmsprop(lr=0.01)"])
@@ -111,9 +120,7 @@ def _steps(checked, tmp_path):
         for x, y in batches:
             t_lrs.append(t_opt.param_groups[0]["lr"])
             k_lrs.append(float(keras.ops.convert_to_numpy(k_model.optimizer.learning_rate)))
-            t_opt.zero_grad()
-            t_mod.loss_fn(t_model(torch.from_numpy(x)), torch.from_numpy(y)).backward()
-            t_opt.step()
+            t_mod.train_step(t_model, t_opt, torch.from_numpy(x), torch.from_numpy(y))
             if t_sched is not None:
                 t_sched.step()
             k_model.train_on_batch(x, y)

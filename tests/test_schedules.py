@@ -39,7 +39,7 @@ REFERENCE = {
     "constant()": lambda s: 1.0,
     "constant(warmup=7)": lambda s: (s + 1) / 7 if s < 7 else 1.0,
     "step(3, gamma=0.5)": lambda s: 0.5 ** (s // (3 * PER_EPOCH)),
-    "step(7, gamma=0.5, per=step)": lambda s: 0.5 ** (s // 7),
+    "step(7, gamma=0.5, unit=step)": lambda s: 0.5 ** (s // 7),
     "multistep([2, 5, 9], gamma=0.3)": lambda s: 0.3 ** sum(s >= m * PER_EPOCH for m in (2, 5, 9)),
     "exponential(0.9)": lambda s: 0.9 ** (s / PER_EPOCH),
     "exponential(0.9, staircase=true)": lambda s: 0.9 ** (s // PER_EPOCH),
