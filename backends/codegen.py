@@ -83,6 +83,7 @@ class Generator:
             "factor_body": p.schedule.body(self.expr),
             "lr": lit(p.optimizer.lr),
             "optimizer_template": p.optimizer.template,
+            "early_stopping": p.early_stopping,
             "clip_norm": lit(p.clip_norm) if p.clip_norm else None,
             "clip_value": lit(p.clip_value) if p.clip_value else None,
             **self.data_context(),

@@ -33,10 +33,10 @@ class DType(str, Enum):
     float32 = "float32"
 
 
-def fail(diagnostics: list[Diagnostic], filename: str, source: str | None) -> None:
+def fail(diagnostics: list[Diagnostic], filename: str, source: str | None, code: int = 2) -> None:
     for d in diagnostics:
         err.print(render(d, filename, source), markup=False)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def _load(path: Path):
@@ -122,13 +122,21 @@ def fmt(spec: SpecArg,
 def run(spec: SpecArg,
         backend: Annotated[Target, typer.Option("--backend", "-b", help="torch or keras")] = Target.torch,
         epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="override the spec's epochs")] = None,
-        out_dir: Annotated[Path | None, typer.Option("--out", help="run folder (default: runs/<model>-<backend>-<time>)")] = None):
+        out_dir: Annotated[Path | None, typer.Option("--out", help="run folder (default: runs/<model>-<backend>-<time>)")] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")] = False):
     """Train the spec directly, with progress, and write a run folder (spec, metrics, weights)."""
-    from .train_run import train
+    from .train_run import TrainingFailed, train
 
     checked = _load(spec)
     _need(backend.value)
-    train(checked, backend.value, epochs, out_dir, out)
+    if resume and out_dir is None:
+        fail([Diagnostic(message="--resume needs the run folder to continue", hint="add --out DIR")], str(spec), None)
+    try:
+        train(checked, backend.value, epochs, out_dir, out, resume)
+    except TrainingFailed as exc:
+        fail(exc.diagnostics, str(spec), None, code=1)
+    except DlsError as exc:
+        fail(exc.diagnostics, str(spec), None)
 
 
 @app.command()

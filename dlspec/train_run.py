@@ -1,9 +1,12 @@
 """`dls run`: trains the generated module of one backend with rich progress and writes a run folder:
 `spec.dls` (as given), `resolved.json` (every layer with shape and parameters, the training plan),
-`metrics.json` (per-epoch history and the final figures) and the final weights."""
+the generated module, a checkpoint after every epoch (`checkpoint.pt`, or `backup/` for Keras),
+`history.csv`, `metrics.json`, `curves.png` and the final weights."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import time
@@ -15,12 +18,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .check import Checked
+from .diagnostics import DlsError, error
 from .runtime import load_generated
+
+
+class TrainingFailed(DlsError):
+    """The spec was fine, but training went wrong (a loss that is not finite)."""
 
 
 def resolved(checked: Checked) -> dict:
     g, p = checked.graph, checked.plan
     total, trainable = g.params("keras")
+
+    def entry(e):
+        return e.model_dump(mode="json") | {"name": e.name}
+
     return {
         "model": g.name,
         "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in g.inputs],
@@ -28,17 +40,67 @@ def resolved(checked: Checked) -> dict:
                     "params": n.params("keras")[0], "args": n.layer.model_dump(mode="json")} for n in g.nodes],
         "outputs": g.outputs,
         "params": {"total": total, "trainable": trainable},
-        "train": {"data": p.data.model_dump(mode="json") | {"name": p.data.name},
-                  "loss": p.loss.model_dump(mode="json") | {"name": p.loss.name},
-                  "optimizer": p.optimizer.model_dump(mode="json") | {"name": p.optimizer.name},
-                  "schedule": p.schedule.model_dump(mode="json") | {"name": p.schedule.name},
-                  "epochs": p.epochs, "batch_size": p.batch_size, "metrics": list(p.metrics), "seed": p.seed},
+        "train": {"data": entry(p.data), "loss": entry(p.loss), "optimizer": entry(p.optimizer), "schedule": entry(p.schedule),
+                  "epochs": p.epochs, "batch_size": p.batch_size, "metrics": list(p.metrics), "seed": p.seed,
+                  "clip_norm": p.clip_norm, "clip_value": p.clip_value,
+                  "early_stopping": entry(p.early_stopping) if p.early_stopping else None},
     }
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write(path: Path, text: str) -> None:
+    """All of `text` or nothing: a temporary file beside `path`, then a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class History:
+    """Per-epoch figures, kept in `history.csv` after every epoch, so a resumed run continues it."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path, self.rows = path, {}
+        if resume and path.exists():
+            for row in csv.DictReader(path.open()):
+                self.rows[int(row.pop("epoch"))] = {k: float(v) for k, v in row.items() if v != ""}
+
+    def add(self, epoch: int, logs: dict) -> None:
+        self.rows = {e: r for e, r in self.rows.items() if e < epoch} | {epoch: dict(logs)}
+        keys = list(dict.fromkeys(k for r in self.rows.values() for k in r))
+        out = io.StringIO()
+        writer = csv.DictWriter(out, ["epoch", *keys])
+        writer.writeheader()
+        for e, r in sorted(self.rows.items()):
+            writer.writerow({"epoch": e, **r})
+        _write(self.path, out.getvalue())
+
+    @property
+    def epochs(self) -> list[dict]:
+        return [r for _, r in sorted(self.rows.items())]
+
+
+def plot(history: list[dict], path: Path) -> None:
+    """Loss, metrics and learning rate per epoch, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = range(1, len(history) + 1)
+    keys = [k for k in history[-1] if k not in ("time", "lr")]
+    panels = [[k for k in keys if "loss" in k], [k for k in keys if "loss" not in k], ["lr"]]
+    panels = [p for p in panels if p and all(k in history[-1] for k in p)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, names in zip(axes[0], panels):
+        for k in names:
+            ax.plot(epochs, [h.get(k, float("nan")) for h in history], marker="o", markersize=3, label=k)
+        ax.set_xlabel("epoch")
+        ax.set_title("learning rate" if names == ["lr"] else ", ".join(names))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
     os.replace(tmp, path)
 
 
@@ -49,68 +111,84 @@ def _progress(console: Console) -> Progress:
 
 
 def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:
-    shown = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "time")
+    shown = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("time", "lr"))
     return f"epoch {epoch:>3}/{epochs}  {shown}  {logs.get('time', 0.0):.2f}s"
 
 
-def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | None, console: Console) -> dict:
+def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | None, console: Console,
+          resume: bool = False) -> dict:
     epochs = epochs or checked.plan.epochs
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{checked.graph.name}-{backend}-{stamp}"
+    checkpoint = run_dir / ("checkpoint.pt" if backend == "torch" else "backup")
+    if resume and not checkpoint.exists():
+        raise error(f"there is no checkpoint to resume from in {run_dir}", hint="run without --resume to start afresh")
+    if not resume and checkpoint.exists():
+        raise error(f"{run_dir} holds the checkpoint of an earlier run", hint="add --resume to continue it, or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "spec.dls").write_text(checked.source, encoding="utf-8")
-    _write_json(run_dir / "resolved.json", resolved(checked))
+    _write(run_dir / "spec.dls", checked.source)
+    _write(run_dir / "resolved.json", json.dumps(resolved(checked), indent=2) + "\n")
     module = load_generated(checked, backend, run_dir)
     data = module.load_data()
     n_train = len(data[0])
     console.print(f"{checked.graph.name} ({backend}): {epochs} epochs on {checked.plan.data.name}, "
-                  f"{n_train} train / {len(data[2])} validation samples")
+                  f"{n_train} train / {len(data[2])} validation samples" + (", resuming" if resume else ""))
+    history = History(run_dir / "history.csv", resume)
     started = time.perf_counter()
     fit = _fit_torch if backend == "torch" else _fit_keras
-    history, weights_file = fit(module, data, epochs, run_dir, console)
+    try:
+        weights_file = fit(module, data, epochs, checkpoint, resume, history, console)
+    except FloatingPointError as exc:
+        kept = f"the checkpoint of the last complete epoch is kept: {checkpoint}" if checkpoint.exists() else "no epoch completed"
+        raise TrainingFailed(error(f"training stopped: {exc}", hint=f"{kept}; try a lower learning rate or clip_norm").diagnostics) from None
     elapsed = time.perf_counter() - started
-    train_time = sum(h.get("time", 0.0) for h in history)
-    metrics = {"model": checked.graph.name, "backend": backend, "epochs": epochs, "history": history,
-               "final": history[-1], "seconds": elapsed, "samples_per_second": n_train * epochs / train_time if train_time else None}
-    _write_json(run_dir / "metrics.json", metrics)
+    rows = history.epochs
+    train_time = sum(h.get("time", 0.0) for h in rows[-epochs:])
+    metrics = {"model": checked.graph.name, "backend": backend, "epochs": len(rows), "history": rows,
+               "final": rows[-1], "seconds": elapsed,
+               "samples_per_second": n_train * len(rows) / train_time if train_time else None}
+    _write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    plot(rows, run_dir / "curves.png")
     console.print(f"done in {elapsed:.1f}s ({metrics['samples_per_second']:,.0f} samples/s in training)")
     table = Table(show_edge=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in history[-1].items():
+    for k, v in rows[-1].items():
         if k != "time":
-            table.add_row(k, f"{v:.4f}")
+            table.add_row(k, f"{v:.4g}" if k == "lr" else f"{v:.4f}")
     console.print(table)
-    console.print(f"run folder: {run_dir}  (metrics.json, {weights_file}, spec.dls, resolved.json)")
+    console.print(f"run folder: {run_dir}  ({weights_file}, metrics.json, history.csv, curves.png)")
     return metrics
 
 
-def _fit_torch(module, data, epochs, run_dir: Path, console: Console):
+def _fit_torch(module, data, epochs, checkpoint: Path, resume: bool, history: History, console: Console) -> str:
     import torch
 
     model = module.build_model()
+    last_lr = {}
     with _progress(console) as progress:
         task = progress.add_task("train", total=1, epoch=1, loss=0.0, lr=0.0)
 
         def on_step(epoch, step, steps, loss, lr):
+            last_lr[epoch] = lr
             if step == 1 or step == steps or step % 5 == 0:  # throttled: drawing is not free
                 progress.update(task, completed=step, total=steps, epoch=f"{epoch}/{epochs}", loss=loss, lr=lr)
 
         def on_epoch(epoch, logs):
+            history.add(epoch, logs | {"lr": last_lr[epoch]})
             progress.console.print(_epoch_line(epoch, epochs, logs))
 
-        history = module.fit(model, data, epochs=epochs, on_step=on_step, on_epoch=on_epoch)
-    tmp = run_dir / ".weights.pt.tmp"
+        module.fit(model, data, epochs=epochs, checkpoint=str(checkpoint), resume=resume, on_step=on_step, on_epoch=on_epoch)
+    tmp = checkpoint.with_name(".weights.pt.tmp")
     torch.save(model.state_dict(), tmp)
-    os.replace(tmp, run_dir / "weights.pt")
-    return history, "weights.pt"
+    os.replace(tmp, checkpoint.with_name("weights.pt"))
+    return "weights.pt"
 
 
-def _fit_keras(module, data, epochs, run_dir: Path, console: Console):
+def _fit_keras(module, data, epochs, checkpoint: Path, resume: bool, history: History, console: Console) -> str:
     import keras
 
     model = module.build_model()
-    history: list[dict] = []
 
     with _progress(console) as progress:
         task = progress.add_task("train", total=1, epoch=1, loss=0.0, lr=0.0)
@@ -119,21 +197,23 @@ def _fit_keras(module, data, epochs, run_dir: Path, console: Console):
             def on_epoch_begin(self, epoch, logs=None):
                 self.epoch, self.started = epoch, time.perf_counter()
 
+            def lr(self):
+                return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
             def on_train_batch_end(self, batch, logs=None):
                 steps = self.params.get("steps") or 1
                 if batch == 0 or (batch + 1) % 5 == 0 or batch + 1 == steps:
-                    lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                     progress.update(task, completed=batch + 1, total=steps, epoch=f"{self.epoch + 1}/{epochs}",
-                                    loss=float(logs.get("loss", 0.0)), lr=lr)
+                                    loss=float(logs.get("loss", 0.0)), lr=self.lr())
 
             def on_epoch_end(self, epoch, logs=None):
                 entry = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
-                entry["time"] = time.perf_counter() - self.started
-                history.append(entry)
+                entry |= {"time": time.perf_counter() - self.started, "lr": self.lr()}
+                history.add(epoch + 1, entry)
                 progress.console.print(_epoch_line(epoch + 1, epochs, entry))
 
-        module.fit(model, data, epochs=epochs, callbacks=[Report()], verbose=0)
-    tmp = run_dir / ".tmp.weights.h5"
+        module.fit(model, data, epochs=epochs, checkpoint=str(checkpoint), callbacks=[Report()], verbose=0)
+    tmp = checkpoint.with_name(".tmp.weights.h5")
     model.save_weights(tmp)
-    os.replace(tmp, run_dir / "model.weights.h5")
-    return history, "model.weights.h5"
+    os.replace(tmp, checkpoint.with_name("model.weights.h5"))
+    return "model.weights.h5"

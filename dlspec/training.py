@@ -18,6 +18,7 @@ from .optimizers import OPTIMIZERS, Optimizer
 from .registry import (
     CallValue,
     Entry,
+    Float,
     PositiveInt,
     bind,
     describe,
@@ -76,6 +77,32 @@ class Synthetic(Data):
         return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
 
 
+# --- early stopping ---------------------------------------------------------------------------------
+
+class Patience(Entry):
+    """Early stopping, with Keras's rule in both outputs: after each epoch, `monitor` improves when it
+    beats the best value so far by more than min_delta (lower is better for losses, higher for
+    accuracies, unless mode says); training stops once `patience` epochs pass without improvement.
+    With restore_best, the weights of the best epoch are restored when training ends."""
+
+    kind: ClassVar[str] = "early stopping"
+    name = "patience"
+    positional = ("patience",)
+    example = "patience(5, monitor=val_loss)"
+    patience: PositiveInt
+    monitor: Literal["loss", "val_loss", "accuracy", "val_accuracy"] = "val_loss"
+    min_delta: Annotated[Float, Field(ge=0.0)] = 0.0
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best: bool = True
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.mode == "max" or (self.mode == "auto" and "accuracy" in self.monitor)
+
+
+EARLY_STOPPING = {"patience": Patience}
+
+
 # --- the plan -------------------------------------------------------------------------------------
 
 SETTINGS = {
@@ -88,6 +115,7 @@ SETTINGS = {
     "batch_size": "samples per optimizer step",
     "metrics": "a list such as [accuracy]",
     "seed": "the seed for weights, shuffling and data",
+    "early_stopping": "stop when a metric stops improving: patience(5, monitor=val_loss, min_delta=0, restore_best=true)",
     "clip_norm": "clip the gradients' global norm to this value (PyTorch's clip_grad_norm_)",
     "clip_value": "clip every gradient element to [-value, value] (before clip_norm)",
 }
@@ -106,6 +134,7 @@ class Plan:
     seed: int = 0
     clip_norm: float | None = None
     clip_value: float | None = None
+    early_stopping: Patience | None = None
     span: Span = NOWHERE
 
 
@@ -173,10 +202,10 @@ def plan(spec: ir.Spec, graphs: list[Graph], value) -> Plan:
     opt = bind(OPTIMIZERS, _call(v, "optimizer", s), "optimizer")
     v, s = get("schedule", "constant")
     sched = bind(SCHEDULES, _call(v, "schedule", s), "schedule")
-    v, s = get("metrics", [])
-    if not isinstance(v, list) or not all(isinstance(m, str) for m in v):
+    v_metrics, s = get("metrics", [])
+    if not isinstance(v_metrics, list) or not all(isinstance(m, str) for m in v_metrics):
         raise error("`metrics` takes a list such as [accuracy]", s)
-    for m in v:
+    for m in v_metrics:
         if m not in METRICS:
             raise error(f"unknown metric `{m}`", s, hint=did_you_mean(m, METRICS) or f"metrics: {', '.join(METRICS)}")
         if m == "accuracy" and loss_entry.target != CLASSES:
@@ -193,6 +222,15 @@ def plan(spec: ir.Spec, graphs: list[Graph], value) -> Plan:
             if isinstance(value_, bool) or not isinstance(value_, int | float) or value_ <= 0:
                 raise error(f"`{key}` must be a positive number, got {describe(value_)}", span_)
             clips[key] = float(value_)
+    stopping = None
+    if "early_stopping" in got:
+        v, s = got["early_stopping"]
+        stopping = bind(EARLY_STOPPING, _call(v, "patience", s), "early stopping rule")
+        if stopping.monitor.startswith("val_") and not data_entry.validation:
+            raise error(f"`{stopping.monitor}` needs validation data, but the validation fraction is 0", s,
+                        hint="monitor `loss`, or give the data a validation fraction")
+        if "accuracy" in stopping.monitor and loss_entry.target != CLASSES:
+            raise error(f"`{stopping.monitor}` needs a classification loss", s)
     return Plan(model=name, data=data_entry, loss=loss_entry, optimizer=opt, schedule=sched, epochs=epochs,
-                batch_size=batch, metrics=tuple(v), seed=seed, span=train.span, **clips)
+                batch_size=batch, metrics=tuple(v_metrics), seed=seed, span=train.span, early_stopping=stopping, **clips)
 
