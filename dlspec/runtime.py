@@ -33,6 +33,7 @@ def load_module(path: Path) -> ModuleType:
 def load_generated(checked: Checked, target: str, folder: Path | None = None) -> ModuleType:
     """Writes the generated module for `target` into `folder` (a temporary one if None) and imports it."""
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="dlspec-"))
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{checked.graph.name.lower()}_{target}.py"
     path.write_text(module_source(checked, target), encoding="utf-8")
     return load_module(path)

@@ -41,7 +41,7 @@ def resolved(checked: Checked) -> dict:
         "outputs": g.outputs,
         "params": {"total": total, "trainable": trainable},
         "train": {"data": entry(p.data), "loss": entry(p.loss), "optimizer": entry(p.optimizer), "schedule": entry(p.schedule),
-                  "epochs": p.epochs, "batch_size": p.batch_size, "metrics": list(p.metrics), "seed": p.seed,
+                  "epochs": p.epochs, "batch_size": p.batch_size, "metrics": [entry(m) for m in p.metrics], "seed": p.seed,
                   "clip_norm": p.clip_norm, "clip_value": p.clip_value,
                   "early_stopping": entry(p.early_stopping) if p.early_stopping else None},
     }
@@ -84,6 +84,7 @@ def plot(history: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = range(1, len(history) + 1)
     keys = [k for k in history[-1] if k not in ("time", "lr")]
@@ -94,7 +95,8 @@ def plot(history: list[dict], path: Path) -> None:
         for k in names:
             ax.plot(epochs, [h.get(k, float("nan")) for h in history], marker="o", markersize=3, label=k)
         ax.set_xlabel("epoch")
-        ax.set_title("learning rate" if names == ["lr"] else ", ".join(names))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title("learning rate" if names == ["lr"] else "loss" if "loss" in names[0] else "metrics")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -137,31 +139,38 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
     started = time.perf_counter()
     fit = _fit_torch if backend == "torch" else _fit_keras
     try:
-        weights_file = fit(module, data, epochs, checkpoint, resume, history, console)
+        weights_file, model = fit(module, data, epochs, checkpoint, resume, history, console)
     except FloatingPointError as exc:
         kept = f"the checkpoint of the last complete epoch is kept: {checkpoint}" if checkpoint.exists() else "no epoch completed"
         raise TrainingFailed(error(f"training stopped: {exc}", hint=f"{kept}; try a lower learning rate or clip_norm").diagnostics) from None
     elapsed = time.perf_counter() - started
     rows = history.epochs
     train_time = sum(h.get("time", 0.0) for h in rows[-epochs:])
+    x, y, x_val, y_val = data
+    # The final report: the trained model (best epoch, with early stopping) on both sets.
+    final = {"train": module.evaluate(model, x, y)} | ({"validation": module.evaluate(model, x_val, y_val)} if len(x_val) else {})
+    if any(m.name == "confusion_matrix" for m in checked.plan.metrics):
+        x_cm, y_cm = (x_val, y_val) if len(x_val) else (x, y)
+        final["confusion_matrix"] = module.confusion_matrix(module.predict(model, x_cm), y_cm).tolist()
     metrics = {"model": checked.graph.name, "backend": backend, "epochs": len(rows), "history": rows,
-               "final": rows[-1], "seconds": elapsed,
+               "final": final, "seconds": elapsed,
                "samples_per_second": n_train * len(rows) / train_time if train_time else None}
     _write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plot(rows, run_dir / "curves.png")
     console.print(f"done in {elapsed:.1f}s ({metrics['samples_per_second']:,.0f} samples/s in training)")
     table = Table(show_edge=False)
     table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in rows[-1].items():
-        if k != "time":
-            table.add_row(k, f"{v:.4g}" if k == "lr" else f"{v:.4f}")
+    for name in final:
+        if name != "confusion_matrix":
+            table.add_column(name, justify="right")
+    for k in final["train"]:
+        table.add_row(k, *(f"{final[s][k]:.4f}" for s in final if s != "confusion_matrix"))
     console.print(table)
     console.print(f"run folder: {run_dir}  ({weights_file}, metrics.json, history.csv, curves.png)")
     return metrics
 
 
-def _fit_torch(module, data, epochs, checkpoint: Path, resume: bool, history: History, console: Console) -> str:
+def _fit_torch(module, data, epochs, checkpoint: Path, resume: bool, history: History, console: Console):
     import torch
 
     model = module.build_model()
@@ -182,10 +191,10 @@ def _fit_torch(module, data, epochs, checkpoint: Path, resume: bool, history: Hi
     tmp = checkpoint.with_name(".weights.pt.tmp")
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, checkpoint.with_name("weights.pt"))
-    return "weights.pt"
+    return "weights.pt", model
 
 
-def _fit_keras(module, data, epochs, checkpoint: Path, resume: bool, history: History, console: Console) -> str:
+def _fit_keras(module, data, epochs, checkpoint: Path, resume: bool, history: History, console: Console):
     import keras
 
     model = module.build_model()
@@ -216,4 +225,4 @@ def _fit_keras(module, data, epochs, checkpoint: Path, resume: bool, history: Hi
     tmp = checkpoint.with_name(".tmp.weights.h5")
     model.save_weights(tmp)
     os.replace(tmp, checkpoint.with_name("model.weights.h5"))
-    return "model.weights.h5"
+    return "model.weights.h5", model

@@ -14,6 +14,7 @@ from . import ir
 from .diagnostics import NOWHERE, Span, did_you_mean, error
 from .graph import Graph
 from .losses import CLASSES, LOSSES, Loss
+from .metrics import METRICS, Metric, fits
 from .optimizers import OPTIMIZERS, Optimizer
 from .registry import (
     CallValue,
@@ -28,7 +29,6 @@ from .registry import (
 from .schedules import SCHEDULES, Schedule
 
 DATA, data = registry_of("data source")
-METRICS = {"accuracy": "the fraction of samples whose highest score is the true class"}
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ SETTINGS = {
     "schedule": "constant, step, multistep, exponential, cosine, cosine_restarts or one_cycle; each takes warmup=N",
     "epochs": "passes over the training data",
     "batch_size": "samples per optimizer step",
-    "metrics": "a list such as [accuracy]",
+    "metrics": "a list such as [accuracy, top_k(3), f1(macro)]",
     "seed": "the seed for weights, shuffling and data",
     "early_stopping": "stop when a metric stops improving: patience(5, monitor=val_loss, min_delta=0, restore_best=true)",
     "clip_norm": "clip the gradients' global norm to this value (PyTorch's clip_grad_norm_)",
@@ -130,7 +130,7 @@ class Plan:
     schedule: Schedule
     epochs: int = 10
     batch_size: int = 32
-    metrics: tuple[str, ...] = ("accuracy",)
+    metrics: tuple[Metric, ...] = ()
     seed: int = 0
     clip_norm: float | None = None
     clip_value: float | None = None
@@ -202,14 +202,17 @@ def plan(spec: ir.Spec, graphs: list[Graph], value) -> Plan:
     opt = bind(OPTIMIZERS, _call(v, "optimizer", s), "optimizer")
     v, s = get("schedule", "constant")
     sched = bind(SCHEDULES, _call(v, "schedule", s), "schedule")
-    v_metrics, s = get("metrics", [])
-    if not isinstance(v_metrics, list) or not all(isinstance(m, str) for m in v_metrics):
-        raise error("`metrics` takes a list such as [accuracy]", s)
-    for m in v_metrics:
-        if m not in METRICS:
-            raise error(f"unknown metric `{m}`", s, hint=did_you_mean(m, METRICS) or f"metrics: {', '.join(METRICS)}")
-        if m == "accuracy" and loss_entry.target != CLASSES:
-            raise error("accuracy needs a classification loss", s)
+    v, s = get("metrics", [])
+    if not isinstance(v, list):
+        raise error("`metrics` takes a list such as [accuracy, top_k(3)]", s)
+    metrics = []
+    for m in v:
+        entry = bind(METRICS, _call(m, "metric", s), "metric")
+        if not fits(entry, data_entry.targets):
+            raise error(f"the metric {entry.name} needs {entry.task} targets, but the data gives {data_entry.targets}", s)
+        if any(e.key == entry.key for e in metrics):
+            raise error(f"the metric {entry.key} is listed twice", s)
+        metrics.append(entry)
     seed, s = get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise error(f"`seed` must be a whole number ≥ 0, got {describe(seed)}", s)
@@ -232,5 +235,5 @@ def plan(spec: ir.Spec, graphs: list[Graph], value) -> Plan:
         if "accuracy" in stopping.monitor and loss_entry.target != CLASSES:
             raise error(f"`{stopping.monitor}` needs a classification loss", s)
     return Plan(model=name, data=data_entry, loss=loss_entry, optimizer=opt, schedule=sched, epochs=epochs,
-                batch_size=batch, metrics=tuple(v_metrics), seed=seed, span=train.span, early_stopping=stopping, **clips)
+                batch_size=batch, metrics=tuple(metrics), seed=seed, span=train.span, early_stopping=stopping, **clips)
 

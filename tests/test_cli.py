@@ -74,7 +74,8 @@ def test_run_with_keras_backend(tmp_path):
     r = dls("run", DEMO, "--backend", "keras", "--epochs", "1", "--out", tmp_path / "run")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "run" / "model.weights.h5").exists()
-    assert "val_accuracy" in json.loads((tmp_path / "run" / "metrics.json").read_text())["final"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "val_accuracy" in metrics["history"][-1] and "accuracy" in metrics["final"]["validation"]
 
 
 def test_missing_backend_is_a_clear_error(tmp_path):
