@@ -53,6 +53,8 @@ class Generator:
         out = g.shape_of(g.outputs[0])
         return {
             "data": p.data.name,
+            "data_entry": p.data,
+            "data_template": p.data.template,
             "task": getattr(p.data, "task", "classification"),
             "input_shape": lit(tuple(x.shape)),
             "input_int": x.dtype == "int",

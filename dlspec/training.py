@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -42,8 +43,13 @@ class Data(Entry):
         """What the targets are: one of the kinds in losses.py."""
         return CLASSES
 
-    def check(self, graph: Graph, span: Span) -> None:
-        pass
+    def check(self, graph: Graph, span: Span, base: Path) -> Data:
+        """Checks the data against the model; returns the entry to generate from."""
+        return self
+
+    @property
+    def template(self) -> str:
+        return f"data/{self.name}.py.j2"
 
 
 @data
@@ -54,11 +60,12 @@ class Digits(Data):
     name = "digits"
     validation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
 
-    def check(self, graph, span):
+    def check(self, graph, span, base):
         x = graph.inputs[0]
         if math.prod(x.shape) != 64 or x.dtype != "float":
             raise error(f"digits gives 64 pixels per image (8×8), but input `{x.name}` is {x.dtype} {fmt_shape(x.shape)}",
                         span, hint="declare `input image: [1, 8, 8]` (or [8, 8], or [64])", related=(x.span, "the input"))
+        return self
 
 
 @data
@@ -75,6 +82,101 @@ class Synthetic(Data):
     @property
     def targets(self):
         return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
+
+
+Task = Literal["classification", "regression", "binary", "distribution"]
+
+
+class _File(Data):
+    positional = ("path",)
+    path: str
+    task: Task = "classification"
+    normalize: bool = False
+
+    @property
+    def targets(self):
+        return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
+
+    def resolve(self, span: Span, base: Path) -> Path:
+        path = (base / self.path).resolve()
+        if not path.is_file():
+            raise error(f"no such data file: {path}", span, hint="paths are relative to the spec's folder")
+        return path
+
+    def check_arrays(self, graph: Graph, span: Span, x_shape: tuple, y, what: str) -> None:
+        """Shapes and labels against the model: x_shape is the inputs' shape, y the targets."""
+        import numpy as np
+
+        t, out = graph.inputs[0], graph.shape_of(graph.outputs[0])
+        if math.prod(x_shape[1:]) != math.prod(t.shape):
+            raise error(f"{what} has inputs of shape {fmt_shape(x_shape[1:])} per sample, but input `{t.name}` is "
+                        f"{fmt_shape(t.shape)}", span, related=(t.span, "the input"))
+        if len(y) != x_shape[0]:
+            raise error(f"{what} has {x_shape[0]} input samples but {len(y)} targets", span)
+        if self.task == "classification":
+            labels = np.asarray(y)
+            if labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= out[-1]):
+                raise error(f"{what}'s labels must be whole numbers from 0 to {out[-1] - 1} (the model has {out[-1]} "
+                            f"classes), but they range from {labels.min():g} to {labels.max():g}", span)
+        elif math.prod(np.shape(y)[1:]) != math.prod(out):
+            raise error(f"{what} has targets of shape {fmt_shape(np.shape(y)[1:])} per sample, but the model's output is "
+                        f"{fmt_shape(out)}", span)
+
+
+@data
+class Npz(_File):
+    """Arrays from a NumPy .npz file: inputs under the key `x`, targets under `y` (both can be
+    renamed). The path is relative to the spec's folder."""
+
+    name = "npz"
+    example = 'npz("data/train.npz", task=regression)'
+    x: str = "x"
+    y: str = "y"
+
+    def check(self, graph, span, base):
+        import numpy as np
+
+        path = self.resolve(span, base)
+        try:
+            with np.load(path) as arrays:
+                missing = [k for k in (self.x, self.y) if k not in arrays.files]
+                if missing:
+                    raise error(f"{path.name} has no array `{missing[0]}` (it has: {', '.join(arrays.files)})", span,
+                                hint="name the arrays with x=... and y=...")
+                self.check_arrays(graph, span, arrays[self.x].shape, arrays[self.y], path.name)
+        except (OSError, ValueError) as exc:
+            raise error(f"cannot read {path.name} as a .npz file: {exc}", span) from None
+        return self.model_copy(update={"path": str(path)})
+
+
+@data
+class Csv(_File):
+    """Rows of a CSV file with a header line: the column named `target` holds the targets, every
+    other column an input feature. The path is relative to the spec's folder."""
+
+    name = "csv"
+    example = 'csv("data/train.csv", target="label")'
+    target: str = "label"
+    delimiter: str = ","
+
+    def check(self, graph, span, base):
+        import csv
+
+        import numpy as np
+
+        path = self.resolve(span, base)
+        with path.open(newline="") as f:
+            header, *rows = list(csv.reader(f, delimiter=self.delimiter)) or [[]]
+        if self.target not in header:
+            raise error(f"{path.name} has no column `{self.target}` (its columns: {', '.join(header)})", span,
+                        hint="name the target column with target=...")
+        try:
+            values = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
+        except ValueError:
+            raise error(f"{path.name} must hold numbers only, one value per column in every row", span) from None
+        i = header.index(self.target)
+        self.check_arrays(graph, span, (len(rows), len(header) - 1), values[:, i], path.name)
+        return self.model_copy(update={"path": str(path)})
 
 
 # --- early stopping ---------------------------------------------------------------------------------
@@ -152,8 +254,9 @@ def _positive_int(v: Any, span: Span, key: str) -> int:
     return v
 
 
-def plan(spec: ir.Spec, graphs: list[Graph], value) -> Plan:
-    """The training plan of a spec; `value` resolves IR values (constants) to Python values."""
+def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan:
+    """The training plan of a spec; `value` resolves IR values (constants) to Python values, and
+    data files are found relative to `base`, the spec's folder."""
     trains = spec.of(ir.Train)
     if len(trains) > 1:
         raise error("a spec has at most one train section", trains[1].span)
@@ -181,7 +284,7 @@ def plan(spec: ir.Spec, graphs: list[Graph], value) -> Plan:
 
     v, s = get("data", "digits" if graph.inputs[0].dtype == "float" and math.prod(graph.inputs[0].shape) == 64 else "synthetic")
     data_entry = bind(DATA, _call(v, "data", s), "data source")
-    data_entry.check(graph, s)
+    data_entry = data_entry.check(graph, s, base)
     v, s = get("loss", "cross_entropy")
     loss_entry = bind(LOSSES, _call(v, "loss", s), "loss")
     out = graph.shape_of(graph.outputs[0])
