@@ -41,7 +41,7 @@ class Generator:
     expr: Expr  # how schedule formulas are written in this target
 
     def __init__(self, checked: Checked):
-        self.checked = checked
+        self.checked = checked.trainable()
         self.graph: Graph = checked.graph
         self.plan = checked.plan
         self.constant_lr = self.plan.schedule.name == "constant" and not self.plan.schedule.warmup
@@ -87,6 +87,7 @@ class Generator:
             "lr": lit(p.optimizer.lr),
             "optimizer_template": p.optimizer.template,
             "early_stopping": p.early_stopping,
+            "augmentations": list(p.augment),
             "clip_norm": lit(p.clip_norm) if p.clip_norm else None,
             "clip_value": lit(p.clip_value) if p.clip_value else None,
             **self.data_context(),

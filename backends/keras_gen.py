@@ -26,6 +26,10 @@ class KerasGenerator(Generator):
         self.lines: list[str] = []
         self.layout: dict[str, str] = {}
         self.converted: dict[tuple[str, str], str] = {}
+        # Names the generated code must not reuse for the layers it adds: the spec's tensors, as
+        # Keras layer names and as Python variables.
+        self.taken = {t.name for t in g.inputs} | {n.name for n in g.nodes}
+        self.taken |= {ident(name) for name in self.taken}
         inputs = []
         for t in g.inputs:
             name = ident(t.name)
@@ -37,7 +41,7 @@ class KerasGenerator(Generator):
             if want == ANY:  # follow the first input; bring the others to it
                 want = self.layout[n.inputs[0]]
             xs = [self.as_layout(i, want, g.shape_of(i)) for i in n.inputs]
-            for var, ctor in n.layer.keras_prelude(n):
+            for var, ctor in n.layer.keras_prelude(n, self.fresh):
                 self.lines.append(f"{ident(var)} = {ctor}({xs[0]})")
                 xs = [ident(var)]
             arg = xs[0] if n.layer.arity == 1 else "[" + ", ".join(xs) + "]"
@@ -58,12 +62,22 @@ class KerasGenerator(Generator):
             return ident(tensor)
         key = (tensor, want)
         if key not in self.converted:
-            var = ident(f"{tensor}_{'cl' if want == CHANNELS_LAST else 'cf'}")
+            name = self.fresh(f"{tensor}_{'cl' if want == CHANNELS_LAST else 'cf'}")
+            var = ident(name)
             comment = "  # channels last for Keras" if want == CHANNELS_LAST else "  # back to channels first"
-            self.lines.append(f"{var} = {fn('layers.Permute', _permutation(len(shape), want), name=var)}({ident(tensor)}){comment}")
+            self.lines.append(f"{var} = {fn('layers.Permute', _permutation(len(shape), want), name=name)}({ident(tensor)}){comment}")
             self.converted[key] = var
             self.layout[var] = want
         return self.converted[key]
+
+    def fresh(self, base: str) -> str:
+        """`base`, or `base_2`, `base_3`, ...: a name for a layer dlspec adds (a layout change, explicit
+        padding) that no tensor of the spec, nor another added layer, has."""
+        name, n = base, 2
+        while name in self.taken or ident(name) in self.taken:
+            name, n = f"{base}_{n}", n + 1
+        self.taken |= {name, ident(name)}
+        return name
 
     def training_context(self):
         p = self.plan

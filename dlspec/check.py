@@ -16,15 +16,24 @@ from .training import Plan, plan
 class Checked:
     spec: ir.Spec
     graphs: list[Graph]
-    plan: Plan
+    plan: Plan | None  # None: no train section, and the default training does not fit the model
     source: str
     filename: str
     warnings: list[Diagnostic] = field(default_factory=list)
+    plan_error: DlsError | None = None  # why the default training does not fit
 
     @property
     def graph(self) -> Graph:
-        """The model the train section trains."""
-        return next(g for g in self.graphs if g.name == self.plan.model)
+        """The model the train section trains (the first model, without a plan)."""
+        name = self.plan.model if self.plan else self.graphs[0].name
+        return next(g for g in self.graphs if g.name == name)
+
+    def trainable(self) -> Checked:
+        """Itself, when it has a training plan; else the reason, as a `DlsError` with a hint."""
+        if self.plan is None:
+            d = self.plan_error.diagnostics[0]
+            raise DlsError(d.model_copy(update={"hint": "add a `train { ... }` section that fits the model (see docs/language.md)"}))
+        return self
 
 
 MAX_BYTES = 1_000_000  # far above any hand-written spec; keeps `dls check /dev/zero` from hanging
@@ -63,9 +72,16 @@ def check_text(text: str, filename: str = "<spec>") -> Checked:
     graphs = build_all(spec)
     builder = _Builder(spec)
     base = Path(filename).parent if Path(filename).is_file() else Path()
-    training = plan(spec, graphs, lambda v: builder.value(v, {}), base)
+    training, why = None, None
+    try:
+        training = plan(spec, graphs, lambda v: builder.value(v, {}), base)
+    except DlsError as exc:
+        if spec.of(ir.Train):
+            raise
+        why = exc  # without a train section, only compiling and running need the default training
     warnings = [w for g in graphs for w in g.warnings]
-    return Checked(spec=spec, graphs=graphs, plan=training, source=text, filename=filename, warnings=warnings)
+    return Checked(spec=spec, graphs=graphs, plan=training, source=text, filename=filename, warnings=warnings,
+                   plan_error=why)
 
 
 def check_file(path: str | Path) -> Checked:

@@ -35,7 +35,7 @@ class DType(str, Enum):
 
 def fail(diagnostics: list[Diagnostic], filename: str, source: str | None, code: int = 2) -> None:
     for d in diagnostics:
-        err.print(render(d, filename, source), markup=False)
+        err.print(render(d, filename, source), markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -50,8 +50,17 @@ def _load(path: Path):
     except DlsError as exc:
         fail(exc.diagnostics, str(path), source)
     for w in checked.warnings:
-        err.print(render(w, str(path), source), markup=False)
+        err.print(render(w, str(path), source), markup=False, soft_wrap=True)
     return checked
+
+
+def _trainable(path: Path):
+    """The checked spec, which must have a training plan (compile, run and verify need one)."""
+    checked = _load(path)
+    try:
+        return checked.trainable()
+    except DlsError as exc:
+        fail(exc.diagnostics, str(path), checked.source)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -74,6 +83,11 @@ def check(spec: SpecArg):
             out.print(line)
         out.print()
     p = checked.plan
+    if p is None:
+        d = checked.plan_error.diagnostics[0]
+        out.print(f"no train section; the default one does not fit: {d.message} (compile and run need a train section)")
+        out.print(f"{spec}: ok")
+        return
     out.print(f"train {p.model}: data {p.data.name}, loss {p.loss.name}, optimizer {p.optimizer.name}, "
               f"schedule {p.schedule.name}, {p.epochs} epochs of batch {p.batch_size}")
     out.print(f"{spec}: ok")
@@ -86,7 +100,7 @@ def compile_(spec: SpecArg,
     """Write a standalone PyTorch or Keras 3 module: model, loss, optimizer, schedule, training loop."""
     from .backends.codegen import generate
 
-    code = generate(_load(spec), target.value)
+    code = generate(_trainable(spec), target.value)
     if output is None:
         sys.stdout.write(code)
     else:
@@ -127,7 +141,7 @@ def run(spec: SpecArg,
     """Train the spec directly, with progress, and write a run folder (spec, metrics, weights)."""
     from .train_run import TrainingFailed, train
 
-    checked = _load(spec)
+    checked = _trainable(spec)
     _need(backend.value)
     if resume and out_dir is None:
         fail([Diagnostic(message="--resume needs the run folder to continue", hint="add --out DIR")], str(spec), None)
@@ -147,7 +161,7 @@ def verify(spec: SpecArg,
     """Build both backends with the same weights, run one batch, and compare the outputs."""
     from rich.table import Table
 
-    checked = _load(spec)
+    checked = _trainable(spec)
     _need("torch")
     _need("keras")
     from .verify import DEFAULT_RTOL

@@ -31,6 +31,10 @@ class Span(BaseModel):
     def known(self) -> bool:
         return self.line > 0
 
+    def head(self, width: int) -> Span:
+        """The first `width` characters of this span (e.g. a call's name)."""
+        return Span(line=self.line, column=self.column, end_line=self.line, end_column=self.column + width) if self.known else self
+
 
 NOWHERE = Span()
 
@@ -60,16 +64,23 @@ def error(message: str, span: Span = NOWHERE, hint: str | None = None, **kw) -> 
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A hint naming the closest known word, or None when nothing is close."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+    """A hint naming the closest known word (ignoring case), or None when nothing is close."""
+    by_lower = {c.lower(): c for c in sorted(set(choices), reverse=True)}
+    close = difflib.get_close_matches(word.lower(), by_lower, n=1, cutoff=0.7)
+    return f"did you mean `{by_lower[close[0]]}`?" if close else None
+
+
+def _printable(text: str) -> str:
+    """User text made safe for a terminal: control characters (e.g. escape sequences) shown as `\\x1b`."""
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def _excerpt(source: str, span: Span) -> list[str]:
-    lines = source.splitlines()
+    lines = source.split("\n")
     if not span.known or span.line > len(lines):
         return []
-    text = lines[span.line - 1].expandtabs(1)
+    # One character per column, so the caret lines up: tabs become spaces, other controls `?`.
+    text = "".join(c if c.isprintable() else " " if c == "\t" else "?" for c in lines[span.line - 1].rstrip("\r"))
     end = span.end_column if span.end_line == span.line and span.end_column > span.column else span.column + 1
     width = max(1, min(end, len(text) + 1) - span.column)
     return [f"  {span.line:>4} | {text}", "       | " + " " * (span.column - 1) + "^" * width]
@@ -77,16 +88,17 @@ def _excerpt(source: str, span: Span) -> list[str]:
 
 def render(diag: Diagnostic, filename: str, source: str | None) -> str:
     """`file:line:col: error: message`, the source line with a caret under the span, the hint."""
+    filename = _printable(filename)
     where = f"{filename}:{diag.span.line}:{diag.span.column}" if diag.span.known else filename
-    out = [f"{where}: {diag.severity}: {diag.message}"]
+    out = [f"{where}: {diag.severity}: {_printable(diag.message)}"]
     if source is not None:
         out += _excerpt(source, diag.span)
     if diag.related is not None:
         rspan, rmsg = diag.related
         if rspan.known:
-            out.append(f"{filename}:{rspan.line}:{rspan.column}: note: {rmsg}")
+            out.append(f"{filename}:{rspan.line}:{rspan.column}: note: {_printable(rmsg)}")
             if source is not None:
                 out += _excerpt(source, rspan)
     if diag.hint:
-        out.append(f"  hint: {diag.hint}")
+        out.append("  hint: " + _printable(diag.hint).replace("\n", "\n        "))
     return "\n".join(out)

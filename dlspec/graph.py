@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ir
-from .diagnostics import NOWHERE, Diagnostic, DlsError, Span, did_you_mean, error
+from .diagnostics import NOWHERE, Diagnostic, Span, did_you_mean, error
 from .initializers import INITIALIZERS, XAVIER, Initializer, Uniform
 from .layers import ACTIVATIONS, LAYERS, Layer
 from .layers.dense import Embedding
-from .registry import CallValue, Shape, ShapeError, bind, describe, fmt_shape
+from .registry import CallValue, Shape, ShapeError, Word, bind, describe, fmt_shape
 
 MODEL_SETTINGS = {"init": "the initializer of every layer's weights unless the layer names its own"}
+MAX_NODES = 10_000  # a guard against `repeat` counts that would take minutes to expand
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ class _Scope:
                         hint="a layer can only read tensors defined above it; a tensor cannot feed back into "
                              "itself (the graph must have no cycle)",
                         related=(self.later[name], f"`{name}` is defined here"))
-        raise error(f"unknown tensor `{name}`", span,
-                    hint=did_you_mean(name, self.names) or f"defined here: {', '.join(self.names) or 'nothing yet'}")
+        known = f"the tensors defined so far are {', '.join(f'`{n}`' for n in self.names)}" if self.names else \
+            f"nothing is defined yet: declare it first, e.g. `input {name}: [3, 32, 32]`"
+        raise error(f"unknown tensor `{name}`", span, hint=did_you_mean(name, self.names) or known)
 
 
 class _Builder:
@@ -106,14 +108,17 @@ class _Builder:
         self.blocks: dict[str, ir.Block] = {}
         self.nodes: list[Node] = []
         self.taken: set[str] = set()
+        self.next_number: dict[tuple[str, bool], int] = {}
         self.default_init: Initializer | None = None
         self.warnings: list[Diagnostic] = []
+        self.expanding: list[str] = []  # the blocks being expanded, outermost first
         seen: dict[str, Span] = {}
         for item in spec.items:
             if isinstance(item, ir.Train):
                 continue
             if item.name in seen:
-                raise error(f"`{item.name}` is defined twice", item.span, related=(seen[item.name], "first defined here"))
+                raise error(f"the name `{item.name}` is defined twice at the top level", item.span,
+                            hint="models, blocks and constants need different names", related=(seen[item.name], "first defined here"))
             seen[item.name] = item.span
             if isinstance(item, ir.Const):
                 self.consts[item.name] = self.value(item.value, {})
@@ -127,7 +132,7 @@ class _Builder:
         if isinstance(v, ir.Ref):
             if v.name in env:
                 return env[v.name]
-            return self.consts.get(v.name, v.name)  # otherwise a word such as `same` or `relu`
+            return self.consts.get(v.name, Word(v.name))  # otherwise a word such as `same` or `relu`
         if isinstance(v, ir.TupleValue):
             return tuple(self.value(x, env) for x in v.items)
         if isinstance(v, ir.ListValue):
@@ -145,12 +150,15 @@ class _Builder:
 
     # --- names ---
     def fresh(self, prefix: str, base: str, wanted: str | None = None, numbered: bool = False) -> str:
-        """`wanted` (a name the spec gave) when free, else `prefix + base`, then with `_2`, `_3`, ...
+        """`prefix + wanted` (a name the spec gave) when free, else `prefix + base`, then with `_2`, `_3`, ...
         Block instances are always numbered (`res1`, `res2`) so repeats read naturally."""
-        candidates = [wanted] if wanted else []
-        candidates += [f"{prefix}{base}{n}" for n in range(1, 10_000)] if numbered else \
-            [f"{prefix}{base}"] + [f"{prefix}{base}_{n}" for n in range(2, 10_000)]
-        name = next(c for c in candidates if c not in self.taken)
+        name = prefix + wanted if wanted else None
+        if name is None or name in self.taken:
+            stem = prefix + base
+            n = self.next_number.get((stem, numbered), 1)  # names below it are taken: no quadratic search
+            while (name := f"{stem}{n}" if numbered else stem if n == 1 else f"{stem}_{n}") in self.taken:
+                n += 1
+            self.next_number[(stem, numbered)] = n + 1
         self.taken.add(name)
         return name
 
@@ -216,15 +224,19 @@ class _Builder:
         return t
 
     def setting(self, s: ir.Setting, env, in_block: bool) -> None:
-        if in_block or s.key not in MODEL_SETTINGS:
+        if in_block:
+            raise error(f"a block cannot have settings such as `{s.key}:`", s.span,
+                        hint="settings belong to the model; to give a block's layers an initializer, pass `init=` to them")
+        if s.key not in MODEL_SETTINGS:
             raise error(f"unknown model setting `{s.key}`", s.span,
                         hint=did_you_mean(s.key, MODEL_SETTINGS) or f"model settings: {', '.join(MODEL_SETTINGS)}")
-        self.default_init = self.initializer(self.value(s.value, env))
+        span = getattr(s.value, "span", s.span)
+        self.default_init = self.initializer(self.value(s.value, env), span if span.known else s.span)
 
-    def initializer(self, v) -> Initializer:
-        call = v if isinstance(v, CallValue) else CallValue(name=str(v)) if isinstance(v, str) else None
+    def initializer(self, v, span: Span) -> Initializer:
+        call = v if isinstance(v, CallValue) else CallValue(name=str(v), span=span) if isinstance(v, str) else None
         if call is None:
-            raise error(f"an initializer is a name such as `he_normal` or a call such as `normal(std=0.02)`, got {describe(v)}")
+            raise error(f"an initializer is a name such as `he_normal` or a call such as `normal(std=0.02)`, got {describe(v)}", span)
         return bind(INITIALIZERS, call, "initializer")
 
     def step(self, step: ir.Step, inputs: list[Tensor], env, path, prefix, target) -> Tensor:
@@ -242,20 +254,24 @@ class _Builder:
         if c.name in self.blocks:
             return self.expand(self.blocks[c.name], c, inputs, env, path, prefix, target)
         if c.name not in LAYERS:
-            raise error(f"unknown layer or block `{c.name}`", c.span,
+            raise error(f"unknown layer or block `{c.name}`", c.span.head(len(c.name)),
                         hint=did_you_mean(c.name, [*LAYERS, *self.blocks]) or "see docs/language.md for the layers")
         entry = bind(LAYERS, self.call_value(c, env), "layer")
-        out = self.add_node(entry, inputs, c.span, path, prefix, target if not getattr(entry, "activation", None) else None)
+        kw_spans = {k.name: k.span for k in c.kwargs}
         act = getattr(entry, "activation", None)
+        out = self.add_node(entry, inputs, c.span, path, prefix, None if act else target, init_span=kw_spans.get("init", c.span))
         if act is not None:
-            call = act if isinstance(act, CallValue) else CallValue(name=str(act), span=c.span)
+            span = kw_spans.get("activation", c.span)
+            call = act.model_copy(update={"span": span}) if isinstance(act, CallValue) else CallValue(name=str(act), span=span)
             if call.name not in ACTIVATIONS:
-                raise error(f"unknown activation `{call.name}`", c.span, hint=did_you_mean(call.name, ACTIVATIONS) or f"activations: {', '.join(ACTIVATIONS)}")
-            out = self.add_node(bind(LAYERS, call.model_copy(update={"span": c.span}), "activation"), [out], c.span, path, prefix,
-                                target, base=f"{out.name}_")
+                raise error(f"unknown activation `{call.name}`", span, hint=did_you_mean(call.name, ACTIVATIONS) or f"activations: {', '.join(ACTIVATIONS)}")
+            out = self.add_node(bind(LAYERS, call, "activation"), [out], c.span, path, prefix, target, base=f"{out.name}_")
         return out
 
-    def add_node(self, entry: Layer, inputs: list[Tensor], span: Span, path, prefix, target, base: str | None = None) -> Tensor:
+    def add_node(self, entry: Layer, inputs: list[Tensor], span: Span, path, prefix, target, base: str | None = None,
+                 init_span: Span = NOWHERE) -> Tensor:
+        if len(self.nodes) >= MAX_NODES:
+            raise error(f"the model grows past {MAX_NODES:,} layers here", span, hint="lower the `repeat` counts")
         if entry.arity is None and len(inputs) < 2:
             raise error(f"{entry.name} needs two or more inputs", span, hint=f"write e.g. `(a, b) -> {entry.name}()`")
         if entry.arity is not None and len(inputs) != entry.arity:
@@ -278,19 +294,26 @@ class _Builder:
         init = None
         if "init" in type(entry).model_fields:
             own = entry.init
-            init = self.initializer(own) if own is not None else self.default_init or _default_init(entry)
-        name = self.fresh(prefix if base is None else "", entry.name if base is None else base + entry.name, target)
+            init = self.initializer(own, init_span) if own is not None else self.default_init or _default_init(entry)
+        name = self.fresh(prefix, entry.name, target) if base is None else \
+            self.fresh("", base + entry.name, prefix + target if target else None)  # `base` has the prefix already
         self.nodes.append(Node(name=name, layer=entry, inputs=tuple(t.name for t in inputs), in_shapes=tuple(shapes),
                                shape=shape, span=span, path=path, init=init))
         return Tensor(name=name, shape=shape, dtype="float", span=span)
 
     def expand(self, block: ir.Block, c: ir.Call, inputs, env, path, prefix, target) -> Tensor:
-        if block.name in path_names(path):
-            raise error(f"block `{block.name}` uses itself", c.span, hint="blocks cannot be recursive; use `repeat N` instead")
+        if block.name in self.expanding:
+            chain = " → ".join([*self.expanding[self.expanding.index(block.name):], block.name])
+            raise error(f"block `{block.name}` uses itself ({chain})", c.span.head(len(c.name)),
+                        hint="blocks cannot be recursive; use `repeat N` instead")
         args = self.block_args(block, c, env)
         inst = self.fresh(prefix, block.name, numbered=True)
         scope = _Scope(block.body)
-        current, outputs = self.body(block.body, scope, args, (*path, inst), inst + "_", inputs, in_block=True)
+        self.expanding.append(block.name)
+        try:
+            current, outputs = self.body(block.body, scope, args, (*path, inst), inst + "_", inputs, in_block=True)
+        finally:
+            self.expanding.pop()
         self.unused(scope, block.body, outputs)
         if outputs:
             if len(outputs) > 1:
@@ -329,10 +352,6 @@ class _Builder:
             if name not in scope.used and name not in declared and name != last_target:
                 self.warnings.append(Diagnostic(message=f"`{name}` is never used", span=span, severity="warning",
                                                 hint="use it, list it in `output`, or remove it"))
-
-
-def path_names(path: tuple[str, ...]) -> set[str]:
-    return {p.rstrip("0123456789") for p in path}
 
 
 def _default_init(entry: Layer) -> Initializer:
@@ -374,7 +393,7 @@ def _live(nodes: list[Node], outputs: list[str]) -> list[Node]:
 def build_all(spec: ir.Spec) -> list[Graph]:
     models = spec.of(ir.Model)
     if not models:
-        raise DlsError(Diagnostic(message="the spec defines no model", span=spec.span if spec.span.known else NOWHERE,
-                                  hint="add one, e.g. `model Net {\n  input x: [4]\n  dense(2)\n}`"))
+        raise error("the spec defines no model",
+                    hint="add one, e.g.\nmodel Net {\n  input x: [4]\n  dense(2)\n}")
     _Builder(spec)  # checks top-level names even when a model fails first
     return [build_graph(spec, m) for m in models]

@@ -3,23 +3,20 @@
 
 from __future__ import annotations
 
-import ast
 import functools
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
 from importlib import resources
 
-from lark import (
-    Lark,
-    Token,
-    Transformer,
-    Tree,
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    v_args,
-)
+from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, v_args
+from lark.exceptions import VisitError
 
 from . import ir
-from .diagnostics import Diagnostic, DlsError, Span
+from .diagnostics import Diagnostic, DlsError, Span, error
+from .layers import LAYERS
 
 _OPEN, _CLOSE = {"LPAR", "LSQB"}, {"RPAR", "RSQB"}
 
@@ -68,19 +65,34 @@ def _span(meta_or_tok) -> Span:
         return Span(line=m.line, column=m.column, end_line=m.end_line or m.line, end_column=m.end_column or m.column + 1)
     if getattr(m, "empty", True):
         return Span()
-    return Span(line=m.line, column=m.column, end_line=m.end_line, end_column=m.end_column)
+    # The newline the postlexer adds at the end of the file has no position.
+    return Span(line=m.line, column=m.column, end_line=m.end_line or m.line, end_column=m.end_column or m.column + 1)
 
 
 @v_args(meta=True)
 class _ToIR(Transformer):
+    # Numbers must fit the frameworks: integers in 64 bits, floats finite.
     def int(self, meta, c):
-        return int(c[0])
+        v = int(c[0])
+        if not -(2**63) <= v < 2**63:
+            raise error(f"the integer {c[0]} is too large", _span(c[0]), hint="integers must fit in 64 bits")
+        return v
 
     def float(self, meta, c):
-        return float(c[0])
+        v = float(c[0])
+        if math.isinf(v):
+            raise error(f"the number {c[0]} is too large", _span(c[0]), hint="numbers must be below about 1.8e308")
+        return v
 
     def string(self, meta, c):
-        return ast.literal_eval(c[0])
+        # JSON's escapes, the ones the printer writes (`\"`, `\\`, `\n`, `\t`, `\u00e9`, ...).
+        try:
+            v = json.loads(c[0], strict=False)
+            v.encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            raise error("this string has an invalid escape", _span(c[0]),
+                        hint='strings take the escapes \\" \\\\ \\n \\t and \\uXXXX (a character, not a surrogate)') from None
+        return v
 
     def true(self, meta, c):
         return True
@@ -106,7 +118,11 @@ class _ToIR(Transformer):
             rest = []
         args = tuple(a for a in rest if not isinstance(a, ir.KwArg))
         kwargs = tuple(a for a in rest if isinstance(a, ir.KwArg))
-        return ir.Call(name=str(c[0]), args=args, kwargs=kwargs, span=_span(c[0]))
+        if kwargs and rest.index(kwargs[0]) < len(args):
+            raise error(f"{c[0]}: a positional argument follows a keyword argument", kwargs[0].span,
+                        hint="write positional arguments first, e.g. `conv2d(16, 3, stride=2)`")
+        # The span covers the whole call, so that argument errors underline the arguments too.
+        return ir.Call(name=str(c[0]), args=args, kwargs=kwargs, span=_span(meta))
 
     def step(self, meta, c):
         return ir.Step(call=c[0], span=_span(meta))
@@ -142,6 +158,9 @@ class _ToIR(Transformer):
     def setting(self, meta, c):
         return ir.Setting(key=str(c[0]), value=c[1], span=_span(c[0]))
 
+    def model_setting(self, meta, c):
+        return ir.Setting(key="model", value=c[0], span=Span(line=meta.line, column=meta.column, end_line=meta.line, end_column=meta.column + 5))
+
     def param(self, meta, c):
         return ir.Param(name=str(c[0]), default=c[1], span=_span(c[0]))
 
@@ -164,90 +183,286 @@ class _ToIR(Transformer):
         return ir.Spec(items=tuple(c), span=_span(meta))
 
 
-# Example mistakes and what to tell the writer. Lark matches a failing parse against these by
-# parser state, so the message says what is wrong instead of listing expected tokens.
+# Example mistakes and what to tell the writer. A failing parse is matched against these by
+# parser state and the kind of token found, so the message says what is wrong instead of listing
+# expected tokens. Unclosed brackets and braces, reserved words and names split by a space are
+# recognised before this table (see `_diagnose`); tests/test_errors.py checks every example.
 MISTAKES: dict[tuple[str, str], list[str]] = {
-    ("a layer's arguments are not closed", "add the missing `)`"): [
-        "model M {\n  input x: [4]\n  dense(4\n}",
-        "model M {\n  input x: [4]\n  dense(4, activation=relu\n}",
-        "model M {\n  input x: [4]\n  dense(units=\n}",
-    ],
     ("a keyword argument has no value", "write `name=value`, e.g. `kernel=3`"): [
         "model M {\n  input x: [4]\n  dense(4, units=)\n}",
         "model M {\n  input x: [4]\n  dense(units=)\n}",
+        "train {\n  optimizer: adam(lr=)\n}",
+    ],
+    ("arguments must be separated by commas", "write e.g. `conv2d(16, 3, padding=same)`"): [
+        "model M {\n  input x: [4]\n  dense(4 bias=false)\n}",
+        "model M {\n  input x: [4]\n  dense(4 5)\n}",
+        "model M {\n  input x: [4]\n  dense(units=4 bias=false)\n}",
+        'model M {\n  input x: [4]\n  dense(4 "a")\n}',
     ],
     ("an arrow points at nothing", "an arrow `->` must be followed by a layer call such as `relu()` or a tensor name"): [
         "model M {\n  input x: [4]\n  x -> \n}",
         "model M {\n  input x: [4]\n  x -> dense(4) ->\n}",
+        "model M {\n  input x: [4]\n  x -> -> dense(4)\n}",
+        "model M {\n  input x: [4]\n  x -> dense(4) -> -> y\n}",
     ],
     ("a layer is used without parentheses", "call layers with parentheses, e.g. `relu()`"): [
         "model M {\n  input x: [4]\n  x -> relu -> y\n  y -> dense(3)\n}",
         "model M {\n  input x: [4]\n  x -> dense(4) -> relu -> y\n}",
+        "model M {\n  input x: [4]\n  x -> relu\n}",
+        "model M {\n  input x: [4]\n  relu\n}",
     ],
-    ("a `{` is never closed", "add the missing `}` at the end of the model, block or train section"): [
-        "model M {\n  input x: [4]\n  dense(4)\n",
-        "model M {\n",
-        "train {\n  epochs: 3\n",
+    ("two steps of a flow are not joined by `->`", "write e.g. `dense(10) -> relu()`"): [
+        "model M {\n  input x: [4]\n  dense(4) relu()\n}",
+        "model M {\n  input x: [4]\n  x -> dense(4) relu()\n}",
+    ],
+    ("`repeat` needs a count and a layer", "write e.g. `repeat 3 conv_bn(64)`"): [
+        "model M {\n  input x: [4]\n  repeat relu()\n}",
+        "model M {\n  input x: [4]\n  repeat 3\n}",
+        "model M {\n  input x: [4]\n  x -> repeat 3 -> y\n}",
+    ],
+    ("a model or block needs a name", "write e.g. `model Net {` or `block conv_bn(filters) {`"): [
+        "model {\n}",
+        "block (x) {\n}",
+        "block {\n}",
+    ],
+    ("an input statement cannot continue into a flow", "start the flow on its own line with the input's name, e.g. `x -> dense(10)`"): [
+        "model M {\n  input x: [4] -> dense(4)\n}",
+        "model M {\n  input x: [4] dense(4)\n}",
+        "model M {\n  input x: int[4] -> y\n}",
     ],
     ("an input needs a shape", "write the shape without the batch, e.g. `input x: [3, 32, 32]`"): [
         "model M {\n  input x: \n}",
         "model M {\n  input x: 3\n}",
+        "model M {\n  input x: (3, 4)\n}",
+        "model M {\n  input x: double[3]\n}",
     ],
     ("a setting has no value", "write `key: value`, e.g. `epochs: 10`"): [
         "train {\n  epochs:\n}",
         "model M {\n  init:\n}",
     ],
-    ("expected `model`, `block`, `const` or `train` at the top level", "a spec is made of `model Name { ... }`, `block name(...) { ... }`, `const NAME = value` and `train { ... }`"): [
+    ("a line must start with `input`, `output`, a tensor name, a layer call or `key: value`",
+     "e.g. `input x: [4]`, `x -> dense(10) -> y`, `relu()`, `output y`, `epochs: 10`"): [
+        "model M {\n  input x: [4]\n  3\n}",
+        "model M {\n  input x: [4]\n  [4]\n}",
+        "model M {\n  = 3\n}",
+        'train {\n  "a"\n}',
+    ],
+    ("the train section holds only `key: value` settings", "e.g. `epochs: 10`; inputs and layers belong in a model"): [
+        "train {\n  dense(4)\n}",
+        "train {\n  input x: [4]\n}",
+        "train {\n  output y\n}",
+        "train {\n  x -> dense(4)\n}",
+        "train {\n  repeat 2 relu()\n}",
+        "train {\n  (a, b) -> add()\n}",
+    ],
+    ("expected `model`, `block`, `const` or `train` at the top level",
+     "a spec is made of `model Name { ... }`, `block name(...) { ... }`, `const NAME = value` and `train { ... }`"): [
         "dense(4)\n",
         "x -> dense(4)\n",
         "modle M {\n}",
         "42",
+        "{\n}",
     ],
 }
 
+_KEYWORDS = {"TRUE", "FALSE", "CONST", "BLOCK", "MODEL", "TRAIN", "INPUT", "OUTPUT", "REPEAT"}
+_CLOSER = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
+_TOP_LEVEL = re.compile(r"[ \t]*(model|block|const|train)\b(?![ \t]*:)")
+_CHAR_HINTS = {
+    "'": "strings use double quotes",
+    '"': "this string is not closed: a string ends with `\"` on the same line",
+    ";": "a statement ends at the end of its line; there is no `;`",
+}
+_TOKEN_WORDS = {
+    "NAME": "a name", "SIGNED_INT": "an integer", "SIGNED_FLOAT": "a number", "STRING": "a string",
+    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`",
+    "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "_ARROW": "`->`", "_NL": "a new line", "$END": "the end of the file",
+    "DTYPE": "`int` or `float`",
+}
+_VALUE_START = {"SIGNED_INT", "SIGNED_FLOAT", "STRING", "TRUE", "FALSE", "LSQB", "LPAR", "NAME"}
+
+
+@functools.cache
+def _signatures() -> dict[tuple[int, str], tuple[str, str]]:
+    """(parser state, token type) of each example mistake → its label."""
+    table: dict[tuple[int, str], tuple[str, str]] = {}
+    for label, examples in MISTAKES.items():
+        for example in examples:
+            try:
+                _lark().parse(example)
+            except UnexpectedToken as err:
+                table.setdefault((err.state.position, err.token.type), label)
+            except UnexpectedInput:  # a lexer error: not a parser state (the MISTAKES test fails)
+                pass
+    return table
+
 
 def _describe(tok: Token | None) -> str:
-    if tok is None or tok.type == "$END":
+    if tok is None or tok.type == "$END" or (tok.type == "_NL" and not tok.line):
         return "the end of the file"
     if tok.type == "_NL":
         return "the end of the line"
     return f"`{tok}`"
 
 
+def _expected(types) -> str:
+    types = set(types)
+    words = ["a value"] if {"SIGNED_INT", "STRING", "TRUE"} <= types else []
+    if words:
+        types -= _VALUE_START
+    words += sorted(_TOKEN_WORDS.get(t, f"`{t.lower()}`") for t in types)
+    return " or ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _tokens_before(text: str, pos: int) -> list[Token]:
+    """The tokens before `pos` (the lexer got that far: the error is at or after it)."""
+    out = []
+    try:
+        for tok in _lark().lex(text):
+            if tok.start_pos is None or tok.start_pos >= pos:
+                break
+            if tok.type != "_NL" or tok.value:
+                out.append(tok)
+    except UnexpectedInput:
+        pass
+    return out
+
+
+def _char_error(text: str, err: UnexpectedCharacters) -> Diagnostic:
+    ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
+    what = "" if ch.isascii() and ch.isprintable() else f" ({unicodedata.name(ch, f'U+{ord(ch):04X}')})"
+    hint = _CHAR_HINTS.get(ch) or (None if ch.isascii() else "outside strings and comments, a spec is plain ASCII: "
+                                   "names use the letters A-Z and a-z, digits and `_`")
+    span = Span(line=err.line, column=err.column, end_line=err.line, end_column=err.column + 1)
+    return Diagnostic(message=f"unexpected character {ch!r}{what}", span=span, hint=hint)
+
+
+@dataclass
+class _Failure:
+    """Where the parser stopped, and what surrounds it: what the rules below look at."""
+
+    text: str
+    tok: Token | None
+    accepts: set[str]
+    state: int | None
+    at_end: bool = field(init=False)
+    span: Span = field(init=False)
+    before: list[Token] = field(init=False)  # the tokens before the failing one
+    opened: list[Token] = field(init=False)  # brackets and braces still open there
+
+    def __post_init__(self):
+        t = self.tok
+        self.at_end = t is None or t.type == "$END" or not t.line
+        self.before = _tokens_before(self.text, len(self.text) if self.at_end else t.start_pos)
+        last = self.before[-1] if self.before else None
+        if (self.at_end or t.type == "_NL") and last is not None:  # just after the last token of the incomplete line
+            self.span = Span(line=last.end_line, column=last.end_column, end_line=last.end_line, end_column=last.end_column + 1)
+        elif self.at_end:
+            self.span = Span(line=1, column=1, end_line=1, end_column=2)
+        else:
+            self.span = _span(t) if t.type != "_NL" else Span(line=t.line, column=t.column, end_line=t.line, end_column=t.column + 1)
+        self.opened = []
+        for b in self.before:
+            if b.type in _CLOSER:
+                self.opened.append(b)
+            elif b.type in ("RPAR", "RSQB", "RBRACE") and self.opened:
+                self.opened.pop()
+
+    @property
+    def found(self) -> str:
+        return _describe(self.tok)
+
+    @property
+    def here(self) -> tuple[Span, str] | None:
+        return None if self.at_end else (self.span, f"found {self.found} here")
+
+    def is_(self, *types: str) -> bool:
+        return self.tok is not None and self.tok.type in types
+
+
+def _unclosed_bracket(f: _Failure) -> Diagnostic | None:
+    """`dense(4` then a new line, a `}` or the end: point at the `(`, not where the parser gave up."""
+    prev = f.before[-1] if f.before else None
+    first_on_line = prev is None or (prev.end_line or prev.line) < f.span.line
+    if not f.opened or f.opened[-1].type == "LBRACE" or not (f.at_end or f.is_("RBRACE") or first_on_line):
+        return None
+    o = f.opened[-1]
+    i = next(k for k, t in enumerate(f.before) if t is o)  # not .index: tokens compare by their text
+    head = f.before[i - 1] if o.type == "LPAR" and i and f.before[i - 1].type == "NAME" else o
+    what = f"the arguments of `{head}(` are" if head is not o else f"this `{o}` is"
+    more = "" if f.at_end or f.is_("RBRACE") else ", or a `,` if the list goes on"
+    return Diagnostic(message=f"{what} never closed", span=Span(line=head.line, column=head.column, end_line=o.end_line, end_column=o.end_column),
+                      hint=f"add the missing `{_CLOSER[o.type]}`{more}", related=f.here)
+
+
+def _stray_closer(f: _Failure) -> Diagnostic | None:
+    if not f.is_("RPAR", "RSQB", "RBRACE") or (f.opened and _CLOSER[f.opened[-1].type] == f.tok):
+        return None
+    if f.opened and f.opened[-1].type != "LBRACE":
+        o = f.opened[-1]
+        return Diagnostic(message=f"`{o}` is closed by `{f.tok}`", span=f.span, hint=f"close it with `{_CLOSER[o.type]}`",
+                          related=(_span(o), f"`{o}` opened here"))
+    opener = {")": "(", "]": "[", "}": "{"}[f.tok]
+    return Diagnostic(message=f"this `{f.tok}` has no matching `{opener}`", span=f.span, hint=f"remove it, or add the missing `{opener}` before it")
+
+
+def _unclosed_brace(f: _Failure) -> Diagnostic | None:
+    """The end of the file, or a new `model`/`block`/`const`/`train`, inside a body."""
+    line = "" if f.at_end else f.text.split("\n")[f.span.line - 1]
+    if not f.opened or f.opened[-1].type != "LBRACE" or not (f.at_end or _TOP_LEVEL.match(line)):
+        return None
+    o = f.opened[-1]
+    head = " ".join(f.text[f.text.rfind("\n", 0, o.start_pos) + 1:o.start_pos].split())
+    return Diagnostic(message=f"the `{{` of `{head}` is never closed" if head else "this `{` is never closed", span=_span(o),
+                      hint="add the missing `}` at the end of the model, block or train section", related=f.here)
+
+
+def _example_mistake(f: _Failure) -> Diagnostic | None:
+    label = _signatures().get((f.state, f.tok.type)) if f.state is not None and f.tok is not None else None
+    return None if label is None else Diagnostic(message=f"{label[0]} (found {f.found})", span=f.span, hint=label[1])
+
+
+def _reserved_word(f: _Failure) -> Diagnostic | None:
+    if f.is_(*_KEYWORDS) and "NAME" in f.accepts:
+        return Diagnostic(message=f"`{f.tok}` is a reserved word and cannot be used as a name", span=f.span,
+                          hint=f"choose another name, e.g. `{f.tok}_`")
+    return None
+
+
+def _two_names(f: _Failure) -> Diagnostic | None:
+    """`conv2 d(...)` (a name with a space) or `x dense(...)` (a missing arrow)."""
+    prev = f.before[-1] if f.before else None
+    if not f.is_("NAME") or prev is None or prev.type != "NAME" or prev.line != f.tok.line:
+        return None
+    known = {*LAYERS, *re.findall(r"\bblock[ \t]+([A-Za-z_]\w*)", f.text)}
+    joined = next((j for j in (f"{prev}{f.tok}", f"{prev}_{f.tok}") if j in known), None)
+    if joined is not None:
+        return Diagnostic(message=f"`{prev} {f.tok}` is not a name: names cannot contain spaces", hint=f"did you mean `{joined}`?",
+                          span=Span(line=prev.line, column=prev.column, end_line=f.tok.end_line, end_column=f.tok.end_column))
+    return Diagnostic(message=f"two names in a row: `{prev} {f.tok}`", span=f.span,
+                      hint="join the steps of a flow with `->`, e.g. `x -> dense(10)`; one statement per line")
+
+
 def _diagnose(text: str, err: UnexpectedInput) -> Diagnostic:
-    line, col = max(err.line, 1), max(err.column, 1)
     if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
-        hint = "strings use double quotes" if ch == "'" else None
-        return Diagnostic(message=f"unexpected character {ch!r}", span=Span(line=line, column=col, end_line=line, end_column=col + 1), hint=hint)
-    tok = getattr(err, "token", None)
-    if isinstance(err, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
-        lines = text.splitlines() or [""]
-        line, col = len(lines), len(lines[-1]) + 1
-    span = _span(tok) if isinstance(tok, Token) and tok.line else Span(line=line, column=col, end_line=line, end_column=col + 1)
-    if isinstance(tok, Token) and tok.type == "_NL":
-        span = Span(line=tok.line, column=tok.column, end_line=tok.line, end_column=tok.column + 1)
-    label = err.match_examples(_lark().parse, MISTAKES, use_accepts=True)
-    found = _describe(tok)
-    if label is not None:
-        message, hint = label
-        return Diagnostic(message=f"{message} (found {found})", span=span, hint=hint)
-    expected = sorted(getattr(err, "expected", None) or getattr(err, "accepts", None) or [])
-    words = ", ".join(_TOKEN_WORDS.get(e, e.lower()) for e in expected[:6])
-    return Diagnostic(message=f"unexpected {found}", span=span, hint=f"expected one of: {words}" if words else None)
-
-
-_TOKEN_WORDS = {
-    "NAME": "a name", "SIGNED_INT": "an integer", "SIGNED_FLOAT": "a number", "STRING": "a string",
-    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`",
-    "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "_ARROW": "`->`", "_NL": "a new line",
-}
+        return _char_error(text, err)
+    state = err.state.position if getattr(err, "state", None) is not None else None
+    f = _Failure(text, getattr(err, "token", None), set(getattr(err, "accepts", None) or getattr(err, "expected", None) or ()), state)
+    for rule in (_unclosed_bracket, _stray_closer, _unclosed_brace, _example_mistake, _reserved_word, _two_names):
+        if (diag := rule(f)) is not None:
+            return diag
+    message = "the file ends too early" if f.at_end else "this line is incomplete" if f.is_("_NL") else f"unexpected {f.found}"
+    return Diagnostic(message=message, span=f.span, hint=f"expected {_expected(f.accepts)}" if f.accepts else None)
 
 
 def parse(text: str) -> ir.Spec:
     """Parse spec text into the IR, or raise `DlsError` with one diagnostic."""
     try:
         tree: Tree = _lark().parse(text)
+        return _ToIR().transform(tree)
     except UnexpectedInput as err:
         raise DlsError(_diagnose(text, err)) from None
-    return _ToIR().transform(tree)
+    except VisitError as err:  # a value the grammar accepts but the language does not (see _ToIR)
+        if isinstance(err.orig_exc, DlsError):
+            raise err.orig_exc from None
+        raise

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 from . import ir
+from .registry import fmt_float
 
 INDENT = "  "
 
@@ -16,8 +17,7 @@ def value(v: ir.Value) -> str:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
-        text = repr(v)
-        return text if any(c in text for c in ".e") else text + ".0"
+        return fmt_float(v)
     if isinstance(v, str):
         return json.dumps(v)  # a valid double-quoted literal for our grammar too
     if isinstance(v, ir.Ref):
@@ -62,26 +62,36 @@ def statement(s: ir.Statement) -> str:
 
 
 class _Writer:
-    """Collects lines, emitting each pending comment before the first line written after it."""
+    """Collects lines, emitting each pending comment before the first line written after it, and
+    keeping one blank line where the source had one or more between two lines of a body."""
 
-    def __init__(self, comments: Sequence[tuple[int, str]]):
+    def __init__(self, comments: Sequence[tuple[int, str]], blank: set[int]):
         self.lines: list[str] = []
         self.comments = sorted(comments)
         self.at = 0
+        self.blank, self.last = blank, 0  # the source's blank lines; the last source line written
+
+    def _gap(self, line: int) -> None:
+        if self.last and self.lines and self.lines[-1] and any(n in self.blank for n in range(self.last + 1, line)):
+            self.lines.append("")
 
     def flush_until(self, line: int | None, indent: str) -> None:
         while self.at < len(self.comments) and (line is None or self.comments[self.at][0] < line):
+            self._gap(self.comments[self.at][0])
             self.lines.append(indent + self.comments[self.at][1])
+            self.last = self.comments[self.at][0]
             self.at += 1
 
     def emit(self, text: str, span_line: int, end_line: int, indent: str) -> None:
         if span_line:
             self.flush_until(span_line, indent)
+            self._gap(span_line)
         trailing = []
         while self.at < len(self.comments) and span_line and self.comments[self.at][0] <= end_line:
             trailing.append(self.comments[self.at][1])
             self.at += 1
         self.lines.append(indent + text + ("  " + "  ".join(trailing) if trailing else ""))
+        self.last = max(self.last, end_line)
 
 
 def layout(text: str) -> tuple[list[tuple[int, str]], list[int]]:
@@ -115,7 +125,8 @@ def format_spec(spec: ir.Spec, source: str | None = None) -> str:
     """The canonical text of a spec; with the `source` it came from, its comments are kept."""
     comments, closes = layout(source) if source is not None else ([], [])
     closes = iter(closes)
-    w = _Writer(comments)
+    blank = {n for n, text in enumerate((source or "").split("\n"), 1) if not text.strip()}
+    w = _Writer(comments, blank)
     for i, item in enumerate(spec.items):
         if i and not isinstance(item, ir.Const) or (i and not isinstance(spec.items[i - 1], ir.Const)):
             w.lines.append("")
@@ -131,6 +142,7 @@ def format_spec(spec: ir.Spec, source: str | None = None) -> str:
         else:
             head, body = "train {", item.settings
         w.emit(head, line, line, "")
+        w.last = 0  # no blank line at the top of a body
         for s in body:
             w.emit(statement(s), s.span.line, max(s.span.end_line, s.span.line), INDENT)
         w.flush_until(next(closes, None), INDENT)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import keyword
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar
 
@@ -35,6 +36,11 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, BeforeValidator(_to_float), Field(ge=0.0, lt=1.0)]
 PositiveFloat = Annotated[float, BeforeValidator(_to_float), Field(gt=0.0)]
+
+
+class Word(str):
+    """A bare word from the spec (`same`, `relu`), as opposed to a quoted string: it may be a
+    misspelt constant, which error messages then say."""
 
 
 class CallValue(BaseModel):
@@ -75,7 +81,7 @@ def _show(v: Any) -> str:
         return "none"
     if isinstance(v, bool):
         return "true" if v else "false"
-    return str(v)
+    return fmt_float(v) if isinstance(v, float) else str(v)
 
 
 def registry_of(kind: str) -> tuple[dict[str, type[Entry]], Callable[[type[Entry]], type[Entry]]]:
@@ -125,42 +131,64 @@ def bind(table: dict[str, type[Entry]], call: CallValue, what: str) -> Entry:
         first = exc.errors()[0]
         fname = str(first["loc"][0]) if first["loc"] else ""
         got = values.get(fname, first.get("input"))
-        raise error(f"{call.name}: argument `{fname}` {_explain(first)}, got {describe(got)}",
-                    spans.get(fname, call.span), hint=f"signature: {cls.signature()}") from None
+        takes_call = "CallValue" in str(cls.model_fields[fname].annotation) if fname in cls.model_fields else False
+        explain = "must be a name, or a call such as `name(...)`" if takes_call else _explain(first)
+        hint = f"signature: {cls.signature()}"
+        if first["type"] == "literal_error":
+            hint = did_you_mean(str(got), re.findall(r"'([^']*)'", str((first.get("ctx") or {}).get("expected", "")))) or hint
+        elif isinstance(got, Word):
+            hint = f"`{got}` is not a constant or block parameter defined above; define it with `const {got} = ...`, or write a value"
+        raise error(f"{call.name}: argument `{fname}` {explain}, got {describe(got)}", spans.get(fname, call.span), hint=hint) from None
     problem = entry.problem()
     if problem:
         raise error(f"{call.name}: {problem}", call.span, hint=f"signature: {cls.signature()}")
     return entry
 
 
+_BOUNDS = {"greater_than": ("gt", "above"), "greater_than_equal": ("ge", "at least"), "less_than": ("lt", "below"),
+           "less_than_equal": ("le", "at most")}
+
+
 def _explain(err: dict) -> str:
     msg = err["msg"]
     kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in _BOUNDS:
+        key, words = _BOUNDS[kind]
+        return f"must be {words} {_show(ctx.get(key))}"
+    if kind == "finite_number":
+        return "must be a finite number"
+    if kind in ("too_short", "too_long"):
+        n = ctx.get("min_length" if kind == "too_short" else "max_length", 0)
+        return f"must have {n} value{'s' * (n != 1)}, e.g. {describe(tuple([3] * n))}"
     if kind in ("int_type", "int_parsing"):
         return "must be an integer"
     if kind in ("float_type", "float_parsing"):
         return "must be a number"
     if kind == "bool_type":
         return "must be true or false"
-    if kind in ("tuple_type", "too_short", "too_long"):
-        return "must be a tuple such as (3, 3)" if "tuple" in msg or kind != "too_short" else msg.lower()
+    if kind == "tuple_type":
+        return "must be a tuple such as (3, 3)"
     if kind == "literal_error":
-        return "must be " + msg.removeprefix("Input should be ")
+        return "must be " + str(ctx.get("expected", msg.removeprefix("Input should be "))).replace("'", "`")
     return msg[0].lower() + msg[1:] if msg else "is invalid"
 
 
 def describe(v: Any) -> str:
+    """A value as the spec would write it."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, Word):
+        return str(v)
     if isinstance(v, str):
-        return f'"{v}"'
+        return json.dumps(v, ensure_ascii=False)
     if isinstance(v, CallValue):
         return f"{v.name}(...)"
     if isinstance(v, tuple):
-        return "(" + ", ".join(describe(x) for x in v) + ")"
+        return "(" + ", ".join(describe(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     if isinstance(v, list):
         return "[" + ", ".join(describe(x) for x in v) + "]"
-    return repr(v)
+    return fmt_float(v) if isinstance(v, float) else repr(v)
 
 
 class ShapeError(Exception):
@@ -175,20 +203,38 @@ def fmt_shape(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def fmt_float(v: float) -> str:
+    """A float as a spec writes it: Python's shortest form, with a plain exponent (`1e-5`, not
+    `1e-05`) and always a `.` or an exponent (`2.0`), so it reads back as a float."""
+    text = repr(v)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return text if "." in text else text + ".0"
+
+
 # --- code literals: the only way spec content reaches generated Python ---------------------------
 
 _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
+    # names the generated modules use
     "self", "torch", "nn", "F", "np", "keras", "layers", "ops", "initializers", "math", "time",
     "len", "range", "float", "int", "tuple", "super", "print", "zip",
+    "EPOCHS", "BATCH_SIZE", "SEED", "VALIDATION", "INPUT_SHAPE", "OUTPUT_SHAPE", "ProbabilityCrossEntropy", "Schedule",
+    "build_model", "build_optimizer", "loss_fn", "split", "load_data", "evaluate", "fit", "main",
+    # attributes of the generated nn.Module, which a layer attribute `self.<name>` must not shadow
+    # (tests check this list against torch's)
+    *["forward", "reset_parameters", "training", "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad"],
 }
 
 
 def ident(name: str) -> str:
     """A spec name as a Python identifier. Names are validated by the grammar (letters, digits,
-    underscores); names that would shadow Python or generated-code names get a trailing `_`."""
+    underscores). A name that would shadow Python, generated code or nn.Module (`self`, `class`,
+    `forward`), and any name starting with `_`, gets a trailing `_`; so does each such name that
+    already ends in `_` (`self_` → `self__`), which keeps distinct names distinct."""
     if not name.isidentifier() or not name.isascii():
         raise ValueError(f"not an identifier: {name!r}")
-    return name + "_" if name in _RESERVED else name
+    return name + "_" if name.rstrip("_") in _RESERVED or name.startswith("_") else name
 
 
 def lit(v: Any) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field
 
 from . import ir
+from .augment import AUGMENTATIONS, COLOUR, IMAGE, TOKENS, Augmentation
 from .diagnostics import NOWHERE, Span, did_you_mean, error
 from .graph import Graph
 from .losses import CLASSES, LOSSES, Loss
@@ -30,6 +31,8 @@ from .registry import (
 from .schedules import SCHEDULES, Schedule
 
 DATA, data = registry_of("data source")
+TARGET_WORDS = {"classes": "class labels", "values": "real-valued targets", "binary": "0/1 targets",
+                "distribution": "probability distributions"}
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -77,11 +80,22 @@ class Synthetic(Data):
     name = "synthetic"
     task: Literal["classification", "regression", "binary", "distribution"] = "classification"
     samples: Annotated[int, Field(ge=8)] = 512
-    vocab: PositiveInt = 100
+    vocab: PositiveInt | None = None  # token ids drawn from [0, vocab); default: the embedding's size
 
     @property
     def targets(self):
         return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
+
+    def check(self, graph, span, base):
+        x = graph.inputs[0]
+        if x.dtype != "int":
+            return self
+        sizes = [n.layer.vocab for n in graph.nodes if x.name in n.inputs and hasattr(n.layer, "vocab")]
+        limit = min(sizes, default=100)
+        if self.vocab is not None and self.vocab > limit:
+            raise error(f"synthetic token ids go up to {self.vocab - 1}, but the embedding reading `{x.name}` has {limit} "
+                        "entries", span, hint=f"use vocab={limit} or less")
+        return self.model_copy(update={"vocab": self.vocab or limit})
 
 
 Task = Literal["classification", "regression", "binary", "distribution"]
@@ -217,6 +231,7 @@ SETTINGS = {
     "batch_size": "samples per optimizer step",
     "metrics": "a list such as [accuracy, top_k(3), f1(macro)]",
     "seed": "the seed for weights, shuffling and data",
+    "augment": "a list of augmentations of the training batches, e.g. [flip(), rotation(10), noise(0.05)]",
     "early_stopping": "stop when a metric stops improving: patience(5, monitor=val_loss, min_delta=0, restore_best=true)",
     "clip_norm": "clip the gradients' global norm to this value (PyTorch's clip_grad_norm_)",
     "clip_value": "clip every gradient element to [-value, value] (before clip_norm)",
@@ -237,6 +252,7 @@ class Plan:
     clip_norm: float | None = None
     clip_value: float | None = None
     early_stopping: Patience | None = None
+    augment: tuple[Augmentation, ...] = ()
     span: Span = NOWHERE
 
 
@@ -279,6 +295,8 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     if len(graphs) > 1 and "model" not in got:
         raise error("this spec has several models: say which one to train", train.span, hint=f"add `model: {graphs[0].name}`")
     graph = by_name[name]
+    if not train.span.known:  # no train section: errors about the defaults point at the model
+        train = train.model_copy(update={"span": graph.span})
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise error("training supports models with one input and one output in this version", train.span if train.span.known else graph.span)
 
@@ -289,7 +307,7 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     loss_entry = bind(LOSSES, _call(v, "loss", s), "loss")
     out = graph.shape_of(graph.outputs[0])
     if not loss_entry.accepts(data_entry.targets):
-        raise error(f"{loss_entry.name} needs {loss_entry.target} targets, but `{data_entry.name}` gives {data_entry.targets}", s,
+        raise error(f"{loss_entry.name} needs {TARGET_WORDS[loss_entry.target]}, but {data_entry.name} gives {TARGET_WORDS[data_entry.targets]}", s,
                     hint="digits has class labels: use cross_entropy()" if isinstance(data_entry, Digits) else
                     "choose the synthetic task: synthetic(task=classification|regression|binary|distribution)")
     if loss_entry.target == CLASSES:
@@ -312,7 +330,7 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     for m in v:
         entry = bind(METRICS, _call(m, "metric", s), "metric")
         if not fits(entry, data_entry.targets):
-            raise error(f"the metric {entry.name} needs {entry.task} targets, but the data gives {data_entry.targets}", s)
+            raise error(f"the metric {entry.name} needs {TARGET_WORDS[entry.task]}, but the data gives {TARGET_WORDS[data_entry.targets]}", s)
         if any(e.key == entry.key for e in metrics):
             raise error(f"the metric {entry.key} is listed twice", s)
         metrics.append(entry)
@@ -337,6 +355,27 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
                         hint="monitor `loss`, or give the data a validation fraction")
         if "accuracy" in stopping.monitor and loss_entry.target != CLASSES:
             raise error(f"`{stopping.monitor}` needs a classification loss", s)
+    augment = _augmentations(*got.get("augment", ([], train.span)), graph)
     return Plan(model=name, data=data_entry, loss=loss_entry, optimizer=opt, schedule=sched, epochs=epochs,
-                batch_size=batch, metrics=tuple(metrics), seed=seed, span=train.span, early_stopping=stopping, **clips)
+                batch_size=batch, metrics=tuple(metrics), seed=seed, span=train.span, early_stopping=stopping,
+                augment=augment, **clips)
+
+
+def _augmentations(v: Any, span: Span, graph: Graph) -> tuple[Augmentation, ...]:
+    if not isinstance(v, list):
+        raise error("`augment` takes a list such as [flip(), rotation(10)]", span)
+    x = graph.inputs[0]
+    out = []
+    for item in v:
+        a = bind(AUGMENTATIONS, _call(item, "augmentation", span), "augmentation")
+        image = len(x.shape) == 3 and x.dtype == "float"
+        if a.needs == TOKENS and x.dtype != "int":
+            raise error(f"{a.name} changes token ids, but input `{x.name}` is not integer", span, related=(x.span, "the input"))
+        if a.needs in (IMAGE, COLOUR) and not image:
+            raise error(f"{a.name} works on images [channels, height, width], but input `{x.name}` is {fmt_shape(x.shape)}",
+                        span, related=(x.span, "the input"))
+        if a.needs == COLOUR and x.shape[0] != 3:
+            raise error(f"{a.name} works on RGB images (3 channels), but input `{x.name}` has {x.shape[0]}", span)
+        out.append(a)
+    return tuple(out)
 

@@ -4,6 +4,7 @@ on the same random batch in inference mode, and compare every output."""
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,14 +55,18 @@ def random_inputs(graph: Graph, batch: int, seed: int, dtype: str) -> list[np.nd
 
 @contextlib.contextmanager
 def keras_floatx(dtype: str):
+    """Keras builds layers in `dtype` inside this block. Both settings are needed: once Keras has
+    read its global dtype policy, floatx alone no longer changes the layers' dtype."""
     import keras
 
-    old = keras.config.floatx()
+    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
     try:
         yield
     finally:
-        keras.config.set_floatx(old)
+        keras.config.set_floatx(old_floatx)
+        keras.config.set_dtype_policy(old_policy)
 
 
 def randomize(torch_model, seed: int) -> None:
@@ -84,7 +89,8 @@ def build_pair(checked: Checked, dtype: str = "float64", seed: int = 0):
     """(torch model, keras model) built from the generated code, with the same random weights."""
     import torch
 
-    torch_mod, keras_mod = load_generated(checked, "torch"), load_generated(checked, "keras")
+    with tempfile.TemporaryDirectory(prefix="dlspec-") as folder:  # imported, the files are no longer needed
+        torch_mod, keras_mod = load_generated(checked, "torch", folder), load_generated(checked, "keras", folder)
     torch_model = torch_mod.build_model().to(getattr(torch, dtype)).eval()
     randomize(torch_model, seed)
     with keras_floatx(dtype):

@@ -12,4 +12,4 @@ from .helpers import ROOT
 
 def test_demo_reaches_95_percent(tmp_path):
     metrics = train(check_file(ROOT / "specs" / "demo.dls"), "torch", None, tmp_path, Console(quiet=True))
-    assert metrics["final"]["val_accuracy"] >= 0.95, metrics["final"]
+    assert metrics["final"]["validation"]["accuracy"] >= 0.95, metrics["final"]

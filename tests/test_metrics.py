@@ -63,5 +63,5 @@ def test_regression_and_binary_metrics_match_scikit_learn(tmp_path):
 def test_a_metric_that_does_not_fit_the_task_is_an_error():
     from dlspec.diagnostics import DlsError
 
-    with pytest.raises(DlsError, match="needs values targets"):
+    with pytest.raises(DlsError, match="needs real-valued targets"):
         check_text(SPEC.format(task="classification", loss="cross_entropy()", metrics="r2"))

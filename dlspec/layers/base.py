@@ -56,8 +56,9 @@ class Layer(Entry):
         layout its input arrives in (see `keras_axis`)."""
         raise NotImplementedError
 
-    def keras_prelude(self, node: Any) -> list[tuple[str, str]]:
-        """(variable, layer) pairs applied before `keras_layer`, e.g. explicit padding."""
+    def keras_prelude(self, node: Any, fresh: Any) -> list[tuple[str, str]]:
+        """(name, layer) pairs applied before `keras_layer`, e.g. explicit padding. `fresh(base)`
+        gives a name (for the layer and its variable) that no tensor of the spec has."""
         return []
 
     def to_keras(self, node: Any, w: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -90,12 +90,12 @@ class _Conv(Layer):
     def torch_init(self, node, mod):
         return init_weight_and_bias(node, mod, self.bias)
 
-    def keras_prelude(self, node):
+    def keras_prelude(self, node, fresh):
         pads = self.pads(node.in_shapes[0][1:])
         if not any(p for lo_hi in pads for p in lo_hi):
             return []
         padding = pads[0] if self.dims == 1 else tuple(pads)
-        var = f"{node.name}_pad"
+        var = fresh(f"{node.name}_pad")
         return [(var, fn(f"layers.ZeroPadding{self.dims}D", padding=padding, name=var))]
 
     def keras_layer(self, node, layout):
