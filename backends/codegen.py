@@ -44,7 +44,8 @@ class Generator:
         self.checked = checked.trainable()
         self.graph: Graph = checked.graph
         self.plan = checked.plan
-        self.constant_lr = self.plan.schedule.name == "constant" and not self.plan.schedule.warmup
+        schedule = self.plan.schedule
+        self.constant_lr = schedule.name in ("constant", "plateau") and not schedule.warmup
 
     # --- what both targets share ---
     def data_context(self) -> dict:
@@ -87,6 +88,7 @@ class Generator:
             "lr": lit(p.optimizer.lr),
             "optimizer_template": p.optimizer.template,
             "early_stopping": p.early_stopping,
+            "plateau": p.schedule if p.schedule.per_epoch else None,
             "augmentations": list(p.augment),
             "clip_norm": lit(p.clip_norm) if p.clip_norm else None,
             "clip_value": lit(p.clip_value) if p.clip_value else None,

@@ -45,16 +45,17 @@ def anneal(e: Expr, lo: float, phase: str, rising: bool = False) -> str:
 
 class Schedule(Entry):
     kind: ClassVar[str] = "schedule"
+    per_epoch: ClassVar[bool] = False  # driven by a metric at the ends of epochs, not by the step
     warmup: NonNegInt = 0  # optimizer steps of linear warm-up before the schedule starts
 
-    def factor(self, e: Expr) -> Code:
+    def per_step(self, e: Expr) -> Code:
         """The factor at optimizer step `step` of a schedule `total_steps` long (`steps_per_epoch`
         is known too): statements, then an expression."""
         raise NotImplementedError
 
     def body(self, e: Expr) -> list[str]:
         """The body of the generated `lr_factor(step, total_steps, steps_per_epoch)`."""
-        lines, value = self.factor(e)
+        lines, value = self.per_step(e)
         if not self.warmup:
             return [*lines, f"return {value}"]
         w = self.warmup
@@ -75,7 +76,7 @@ class Constant(Schedule):
 
     name = "constant"
 
-    def factor(self, e):
+    def per_step(self, e):
         return [], "1.0"
 
 
@@ -90,7 +91,7 @@ class Step(Schedule):
     gamma: PositiveFloat = 0.1
     unit: Unit = "epoch"
 
-    def factor(self, e):
+    def per_step(self, e):
         return self.elapsed(), f"{lit(self.gamma)} ** {e.f('floor')}(t / {self.every})"
 
 
@@ -109,7 +110,7 @@ class MultiStep(Schedule):
         ok = self.milestones and all(a < b for a, b in zip(self.milestones, self.milestones[1:]))
         return None if ok else "milestones must be a non-empty, increasing list such as [30, 60]"
 
-    def factor(self, e):
+    def per_step(self, e):
         passed = " + ".join(e.count(f"t >= {m}") for m in self.milestones)
         return [*self.elapsed(), f"passed = {passed}  # milestones reached"], f"{lit(self.gamma)} ** passed"
 
@@ -125,7 +126,7 @@ class Exponential(Schedule):
     staircase: bool = False
     unit: Unit = "epoch"
 
-    def factor(self, e):
+    def per_step(self, e):
         power = f"{e.f('floor')}(t)" if self.staircase else "t"
         return self.elapsed(), f"{lit(self.gamma)} ** {power}"
 
@@ -138,7 +139,7 @@ class Cosine(Schedule):
     name = "cosine"
     min_ratio: Ratio = 0.0
 
-    def factor(self, e):
+    def per_step(self, e):
         return [], anneal(e, self.min_ratio, "step / total_steps")
 
 
@@ -155,7 +156,7 @@ class CosineRestarts(Schedule):
     min_ratio: Ratio = 0.0
     unit: Unit = "epoch"
 
-    def factor(self, e):
+    def per_step(self, e):
         p = self.period
         if self.mult == 1.0:
             lines = [f"start, length = {p} * {e.f('floor')}(t / {p}), {p}  # the current cycle"]
@@ -176,8 +177,34 @@ class OneCycle(Schedule):
     div: Annotated[Float, Field(ge=1.0)] = 25.0
     final_div: Annotated[Float, Field(ge=1.0)] = 1e4
 
-    def factor(self, e):
+    def per_step(self, e):
         lines = [f"peak = {lit(self.pct_start)} * total_steps  # the step where lr is highest",
                  f"rise = {anneal(e, 1.0 / self.div, 'step / peak', rising=True)}",
                  f"fall = {anneal(e, 1.0 / (self.div * self.final_div), '(step - peak) / (total_steps - peak)')}"]
         return lines, e.where("step < peak", "rise", "fall")
+
+
+@schedule
+class Plateau(Schedule):
+    """Multiply the learning rate by `factor` when `monitor` has not improved by more than min_delta
+    for `patience` epochs (Keras's ReduceLROnPlateau rule, in both outputs), down to min_lr."""
+
+    name = "plateau"
+    example = "plateau(factor=0.5, patience=3)"
+    per_epoch: ClassVar[bool] = True
+    factor: Annotated[Float, Field(gt=0.0, lt=1.0)] = 0.1
+    patience: PositiveInt = 5
+    monitor: Literal["loss", "val_loss", "accuracy", "val_accuracy"] = "val_loss"
+    min_delta: Annotated[Float, Field(ge=0.0)] = 0.0
+    mode: Literal["auto", "min", "max"] = "auto"
+    min_lr: Annotated[Float, Field(ge=0.0)] = 0.0
+
+    def problem(self):
+        return "plateau cannot follow a warm-up in this version" if self.warmup else None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.mode == "max" or (self.mode == "auto" and "accuracy" in self.monitor)
+
+    def per_step(self, e):
+        return [], "1.0"  # no change per step; the changes come at the ends of epochs

@@ -346,19 +346,25 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
             if isinstance(value_, bool) or not isinstance(value_, int | float) or value_ <= 0:
                 raise error(f"`{key}` must be a positive number, got {describe(value_)}", span_)
             clips[key] = float(value_)
+    if getattr(sched, "monitor", None):
+        _check_monitor(sched.monitor, data_entry, loss_entry, got["schedule"][1])
     stopping = None
     if "early_stopping" in got:
         v, s = got["early_stopping"]
         stopping = bind(EARLY_STOPPING, _call(v, "patience", s), "early stopping rule")
-        if stopping.monitor.startswith("val_") and not data_entry.validation:
-            raise error(f"`{stopping.monitor}` needs validation data, but the validation fraction is 0", s,
-                        hint="monitor `loss`, or give the data a validation fraction")
-        if "accuracy" in stopping.monitor and loss_entry.target != CLASSES:
-            raise error(f"`{stopping.monitor}` needs a classification loss", s)
+        _check_monitor(stopping.monitor, data_entry, loss_entry, s)
     augment = _augmentations(*got.get("augment", ([], train.span)), graph)
     return Plan(model=name, data=data_entry, loss=loss_entry, optimizer=opt, schedule=sched, epochs=epochs,
                 batch_size=batch, metrics=tuple(metrics), seed=seed, span=train.span, early_stopping=stopping,
                 augment=augment, **clips)
+
+
+def _check_monitor(monitor: str, data_entry: Data, loss_entry: Loss, span: Span) -> None:
+    if monitor.startswith("val_") and not data_entry.validation:
+        raise error(f"`{monitor}` needs validation data, but the validation fraction is 0", span,
+                    hint="monitor `loss`, or give the data a validation fraction")
+    if "accuracy" in monitor and loss_entry.target != CLASSES:
+        raise error(f"`{monitor}` needs a classification loss", span)
 
 
 def _augmentations(v: Any, span: Span, graph: Graph) -> tuple[Augmentation, ...]:

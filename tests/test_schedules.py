@@ -89,3 +89,37 @@ def test_learning_rate_sequences_agree(schedule, tmp_path):
     expected = [0.5 * REFERENCE[schedule](s) for s in range(TOTAL)]
     np.testing.assert_allclose(torch_lrs, expected, rtol=1e-12)
     np.testing.assert_allclose(keras_lrs, expected, rtol=1e-12)
+
+
+PLATEAU_SPEC = SPEC.replace("epochs: {epochs}", "epochs: {epochs}\n  data: synthetic(samples=80, validation=0.2)").replace(
+    "  data: synthetic(samples=80)\n", "")
+
+
+@pytest.mark.parametrize("schedule", ["plateau(factor=0.5, patience=2)",
+                                      "plateau(factor=0.1, patience=1, min_delta=0.05, min_lr=0.004)",
+                                      "plateau(factor=0.5, patience=3, monitor=loss, mode=max)"])
+def test_plateau_reduces_the_learning_rate_at_the_same_epochs(schedule, tmp_path):
+    # PyTorch's ReduceLROnPlateau counts patience one epoch later than Keras's callback: the
+    # generated code must compensate, or these sequences would part after the first plateau.
+    import keras
+    import torch
+
+    checked = check_text(PLATEAU_SPEC.format(schedule=schedule, epochs=EPOCHS))
+    monitored = [1.0, 0.9, 0.92, 0.91, 0.95, 0.5, 0.49, 0.48, 0.6, 0.6, 0.6, 0.6, 0.1, 0.3, 0.3, 0.3]
+    t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+    optimizer, _ = t_mod.build_optimizer(torch.nn.Linear(1, 1), TOTAL, PER_EPOCH)
+    plateau = t_mod.build_plateau(optimizer)
+    model = k_mod.build_model()
+    model.compile(optimizer=k_mod.build_optimizer(TOTAL, PER_EPOCH), loss=k_mod.loss_fn)
+    callback = k_mod.plateau_callback()
+    callback.set_model(model)
+    callback.on_train_begin()
+    monitor = checked.plan.schedule.monitor
+    torch_lrs, keras_lrs = [], []
+    for epoch, value in enumerate(monitored):
+        plateau.step(value)
+        callback.on_epoch_end(epoch, {monitor: value})
+        torch_lrs.append(optimizer.param_groups[0]["lr"])
+        keras_lrs.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    np.testing.assert_allclose(keras_lrs, torch_lrs, rtol=1e-6)  # Keras keeps the rate in float32
+    assert torch_lrs[-1] < torch_lrs[0]
