@@ -16,6 +16,7 @@ from dlspec.graph import Graph
 from dlspec.losses import CLASSES
 from dlspec.registry import ident, lit
 from dlspec.schedules import Expr
+from dlspec.training import IMAGE_SUFFIXES
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dlspec.backends", "templates"),
@@ -56,6 +57,7 @@ class Generator:
             "data": p.data.name,
             "data_entry": p.data,
             "data_template": p.data.template,
+            "image_suffixes": IMAGE_SUFFIXES,
             "task": getattr(p.data, "task", "classification"),
             "input_shape": lit(tuple(x.shape)),
             "input_int": x.dtype == "int",

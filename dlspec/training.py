@@ -193,6 +193,40 @@ class Csv(_File):
         return self.model_copy(update={"path": str(path)})
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+@data
+class ImageFolder(Data):
+    """Images in one subfolder per class (classes in alphabetical order of the folder names),
+    converted to grey (1 channel) or RGB (3 channels) as the input says, resized to its height and
+    width, and scaled to [0, 1]. The path is relative to the spec's folder."""
+
+    name = "image_folder"
+    positional = ("path",)
+    example = 'image_folder("data/flowers")'
+    path: str
+
+    def check(self, graph, span, base):
+        folder = (base / self.path).resolve()
+        if not folder.is_dir():
+            raise error(f"no such folder: {folder}", span, hint="paths are relative to the spec's folder")
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        x, out = graph.inputs[0], graph.shape_of(graph.outputs[0])
+        if not classes:
+            raise error(f"{folder} has no subfolders: it needs one per class", span)
+        empty = [c for c in classes if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in (folder / c).iterdir())]
+        if empty:
+            raise error(f"the class folder `{empty[0]}` holds no images ({', '.join(IMAGE_SUFFIXES)})", span)
+        if len(x.shape) != 3 or x.shape[0] not in (1, 3):
+            raise error(f"image_folder gives images [1 or 3 channels, height, width], but input `{x.name}` is "
+                        f"{fmt_shape(x.shape)}", span, related=(x.span, "the input"))
+        if out != (len(classes),):
+            raise error(f"{folder.name} has {len(classes)} classes ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}), "
+                        f"but the model's output is {fmt_shape(out)}", span, hint=f"end the model with `dense({len(classes)})`")
+        return self.model_copy(update={"path": str(folder)})
+
+
 # --- early stopping ---------------------------------------------------------------------------------
 
 class Patience(Entry):

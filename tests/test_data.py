@@ -75,3 +75,24 @@ def test_labels_out_of_range(tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.zeros((4, 6)), y=np.array([0, 1, 2, 7]))
     with pytest.raises(DlsError, match="labels must be whole numbers from 0 to 2"):
         check_file(_spec(tmp_path, 'npz("bad.npz")'))
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in (("cats", (200, 30, 30)), ("dogs", (30, 30, 200))):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.clip(np.array(colour) + rng.integers(-20, 20, (12, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "pets" / name / f"{i}.png")
+    spec = tmp_path / "pets.dls"
+    spec.write_text('model Pets {\n  input image: [3, 6, 8]\n  flatten() -> dense(2)\n}\n\n'
+                    'train {\n  data: image_folder("pets", validation=0.25)\n}\n')
+    x, y, x_val, y_val = load_generated(check_file(spec), "torch", tmp_path / "t").load_data()
+    assert x.shape == (9, 3, 6, 8) and x_val.shape == (3, 3, 6, 8) and 0 <= x.min() and x.max() <= 1
+    red = x[:, 0].mean(axis=(1, 2)) > x[:, 2].mean(axis=(1, 2))
+    np.testing.assert_array_equal(red, y == 0)  # cats (class 0, alphabetically first) are red
+    spec.write_text(spec.read_text().replace("dense(2)", "dense(3)"))
+    with pytest.raises(DlsError, match="has 2 classes"):
+        check_file(spec)
