@@ -5,11 +5,13 @@ rendering for each backend. `graph.py` calls the shape rule; `backends/` call th
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import numpy as np
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..registry import CallValue, Code, Entry, Shape, ShapeError, fmt_shape, registry_of
+
+if TYPE_CHECKING:  # numpy is imported by weight transfer only: `dls check` does without it
+    import numpy as np
 
 LAYERS, layer = registry_of("layer")
 
@@ -37,8 +39,8 @@ class Layer(Entry):
 
     def param_count(self, shapes: list[Shape], backend: str = "torch") -> tuple[int, int]:
         """(total, trainable) as `backend` counts them."""
-        trainable = sum(int(np.prod(s)) for s in self.weights(shapes).values())
-        return trainable + sum(int(np.prod(s)) for s in self.buffers(shapes).values()), trainable
+        trainable = sum(math.prod(s) for s in self.weights(shapes).values())
+        return trainable + sum(math.prod(s) for s in self.buffers(shapes).values()), trainable
 
     # --- PyTorch ---
     def torch_module(self, node: Any) -> str | None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
-
 from ..registry import CallValue, Code, PositiveInt, fn
 from .base import LOGICAL, Layer, layer, want_rank
 
@@ -60,7 +58,7 @@ class _Recurrent(Layer):
         return [w["weight_ih_l0"].T, w["weight_hh_l0"].T, w["bias_ih_l0"] + w["bias_hh_l0"]]
 
     def from_keras(self, node, ws):
-        zero = np.zeros_like(ws[2])
+        zero = ws[2] * 0
         return {"weight_ih_l0": ws[0].T, "weight_hh_l0": ws[1].T, "bias_ih_l0": ws[2], "bias_hh_l0": zero}
 
 
@@ -95,14 +93,21 @@ class LSTM(_Recurrent):
         return {"activation": "tanh", "recurrent_activation": "sigmoid", "unit_forget_bias": False}
 
 
-def _gru_to_keras(m: np.ndarray, axis: int) -> np.ndarray:
-    r, z, n = np.split(m, 3, axis=axis)
-    return np.concatenate([z, r, n], axis=axis)
+def _swap_first_gates(m, axis: int):
+    """PyTorch's GRU gates are r, z, n; Keras's are z, r, h: the first two trade places (both ways)."""
+    import numpy as np
+
+    a, b, c = np.split(m, 3, axis=axis)
+    return np.concatenate([b, a, c], axis=axis)
 
 
-def _gru_from_keras(m: np.ndarray, axis: int) -> np.ndarray:
-    z, r, n = np.split(m, 3, axis=axis)
-    return np.concatenate([r, z, n], axis=axis)
+_gru_to_keras = _gru_from_keras = _swap_first_gates
+
+
+def _stack(a, b):
+    import numpy as np
+
+    return np.stack([a, b])
 
 
 @layer
@@ -120,7 +125,7 @@ class GRU(_Recurrent):
 
     def to_keras(self, node, w):
         return [_gru_to_keras(w["weight_ih_l0"].T, 1), _gru_to_keras(w["weight_hh_l0"].T, 1),
-                np.stack([_gru_to_keras(w["bias_ih_l0"], 0), _gru_to_keras(w["bias_hh_l0"], 0)])]
+                _stack(_gru_to_keras(w["bias_ih_l0"], 0), _gru_to_keras(w["bias_hh_l0"], 0))]
 
     def from_keras(self, node, ws):
         return {"weight_ih_l0": _gru_from_keras(ws[0], 1).T, "weight_hh_l0": _gru_from_keras(ws[1], 1).T,
