@@ -19,8 +19,8 @@ def test_check_prints_summary_and_totals():
 
 
 def test_check_and_compile_import_no_framework(tmp_path):
-    # A poisoned torch/tensorflow/keras on the path makes any import of them fail loudly.
-    for name in ("torch", "tensorflow", "keras"):
+    # A poisoned torch/tensorflow/keras/numpy on the path makes any import of them fail loudly.
+    for name in ("torch", "tensorflow", "keras", "numpy"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text(f"raise SystemExit('{name} was imported')")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
