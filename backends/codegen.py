@@ -24,6 +24,7 @@ _ENV = jinja2.Environment(
     autoescape=False,  # the output is Python; every value is escaped by `lit` before it gets here
 )
 _ENV.filters["lit"] = lit
+_ENV.filters["ident"] = ident
 
 
 def source_name(filename: str) -> str:
@@ -90,6 +91,9 @@ class Generator:
             "lr": lit(p.optimizer.lr),
             "optimizer_template": p.optimizer.template,
             "early_stopping": p.early_stopping,
+            "l1": lit(p.l1) if p.l1 else None,
+            "l2": lit(p.l2) if p.l2 else None,
+            "kernels": self.kernels(),
             "plateau": p.schedule if p.schedule.per_epoch else None,
             "augmentations": list(p.augment),
             "clip_norm": lit(p.clip_norm) if p.clip_norm else None,
@@ -98,6 +102,12 @@ class Generator:
             **self.model_context(),
             **self.training_context(),
         }
+
+    def kernels(self) -> list[tuple[str, str]]:
+        """(node, weight) of every kernel the l1/l2 penalties cover, in PyTorch's names: the weights
+        of layers that take an initializer (dense, conv, embedding, recurrent), biases excluded."""
+        return [(n.name, w) for n in self.graph.nodes if "init" in type(n.layer).model_fields
+                for w in n.layer.weights(list(n.in_shapes)) if not w.startswith("bias")]
 
     def model_context(self) -> dict:
         raise NotImplementedError

@@ -267,6 +267,8 @@ SETTINGS = {
     "seed": "the seed for weights, shuffling and data",
     "augment": "a list of augmentations of the training batches, e.g. [flip(), rotation(10), noise(0.05)]",
     "early_stopping": "stop when a metric stops improving: patience(5, monitor=val_loss, min_delta=0, restore_best=true)",
+    "l1": "add l1 · Σ|w| over every kernel (dense, conv, embedding, recurrent weights; not biases) to the loss",
+    "l2": "add l2 · Σw² over every kernel to the loss (a penalty, not optimizer weight decay: see adamw)",
     "clip_norm": "clip the gradients' global norm to this value (PyTorch's clip_grad_norm_)",
     "clip_value": "clip every gradient element to [-value, value] (before clip_norm)",
 }
@@ -285,6 +287,8 @@ class Plan:
     seed: int = 0
     clip_norm: float | None = None
     clip_value: float | None = None
+    l1: float | None = None
+    l2: float | None = None
     early_stopping: Patience | None = None
     augment: tuple[Augmentation, ...] = ()
     span: Span = NOWHERE
@@ -374,7 +378,7 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     epochs = _positive_int(*get("epochs", 10), "epochs")
     batch = _positive_int(*get("batch_size", 32), "batch_size")
     clips = {}
-    for key in ("clip_norm", "clip_value"):
+    for key in ("clip_norm", "clip_value", "l1", "l2"):
         if key in got:
             value_, span_ = got[key]
             if isinstance(value_, bool) or not isinstance(value_, int | float) or value_ <= 0:

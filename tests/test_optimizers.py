@@ -83,6 +83,14 @@ def test_embedding_updates_agree(optimizer, tmp_path):
     _run(TOKENS_SPEC.format(optimizer=optimizer, schedule="cosine()"), tmp_path)
 
 
+@pytest.mark.parametrize("penalty", ["l2: 0.01", "l1: 0.001", "l1: 0.001\n  l2: 0.01"])
+@pytest.mark.parametrize("optimizer", ["sgd(lr=0.1, momentum=0.9)", "adam(lr=0.01)"])
+def test_penalized_steps_agree(optimizer, penalty, tmp_path):
+    # The penalty covers the kernels of conv, dense and GRU layers (not biases, not layernorm):
+    # a penalty on other weights, or optimizer weight decay instead of a loss term, would differ.
+    _run(SPEC.format(optimizer=optimizer, schedule="constant()", extra=penalty), tmp_path)
+
+
 def _run(text, tmp_path):
     import keras
     import torch
@@ -114,7 +122,7 @@ def _steps(checked, tmp_path):
         randomize(t_model, seed=1)
         k_model = k_mod.build_model()
         torch_to_keras(graph, t_model, k_model)
-        k_model.compile(optimizer=k_mod.build_optimizer(STEPS), loss=k_mod.loss_fn)
+        k_mod.compile_model(k_model, STEPS)
         t_opt, t_sched = t_mod.build_optimizer(t_model, STEPS)
         t_lrs, k_lrs = [], []
         for x, y in batches:

@@ -62,7 +62,7 @@ def test_keras_forward_and_one_step(spec, tmp_path):
     model = module.build_model()
     out = np.asarray(model(x[:8], training=False))
     assert out.shape == (8, *checked.graph.shape_of(checked.graph.outputs[0]))
-    model.compile(optimizer=module.build_optimizer(10), loss=module.loss_fn)
+    module.compile_model(model, 10)
     before = [w.copy() for w in model.get_weights()]
     loss = model.train_on_batch(x[:8], y[:8])
     assert np.isfinite(float(np.ravel(loss)[0]))
