@@ -4,6 +4,7 @@ initializer and source span. Every problem becomes a `Diagnostic` pointing at th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,13 +56,18 @@ class Graph:
     span: Span = NOWHERE
 
     def shape_of(self, name: str) -> Shape:
-        for t in self.inputs:
-            if t.name == name:
-                return t.shape
-        return self.node(name).shape
+        return self._shapes[name]
 
     def node(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
+        return self._nodes[name]
+
+    @functools.cached_property
+    def _shapes(self) -> dict[str, Shape]:
+        return {t.name: t.shape for t in self.inputs} | {n.name: n.shape for n in self.nodes}
+
+    @functools.cached_property
+    def _nodes(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
 
     def params(self, backend: str = "torch") -> tuple[int, int]:
         counts = [n.params(backend) for n in self.nodes]
