@@ -182,10 +182,28 @@ def verify(spec: SpecArg,
     raise typer.Exit(0 if ok else 1)
 
 
+def _quiet_import(name: str) -> None:
+    """Imports `name` with file descriptor 2 pointed at /dev/null: TensorFlow's C++ start-up notices
+    (absl, oneDNN, CPU features) bypass Python's logging and TF_CPP_MIN_LOG_LEVEL."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        __import__(name)
+        if name == "keras":
+            import keras
+
+            keras.ops.add(1.0, 1.0)  # the first op prints the rest of the notices
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _need(target: str) -> None:
     """Imports the backend's framework now, so a missing install is a clear error, not a traceback."""
     try:
-        __import__("torch" if target == "torch" else "keras")
+        _quiet_import("torch" if target == "torch" else "keras")
     except ImportError as exc:
         err.print(f"error: the {target} backend is not installed ({exc})\n  hint: pip install 'dlspec[{target}]'", markup=False)
         raise typer.Exit(2) from None
