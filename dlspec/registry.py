@@ -230,11 +230,15 @@ _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
 def ident(name: str) -> str:
     """A spec name as a Python identifier. Names are validated by the grammar (letters, digits,
     underscores). A name that would shadow Python, generated code or nn.Module (`self`, `class`,
-    `forward`), and any name starting with `_`, gets a trailing `_`; so does each such name that
-    already ends in `_` (`self_` → `self__`), which keeps distinct names distinct."""
+    `forward`) gets a trailing `_`, and so does each such name that already ends in `_`
+    (`self_` → `self__`). A name starting with `_` would be private, or name-mangled as an
+    attribute (`self.__h`), so it gets a leading `v`, and so does each name of the form `v…v_…`
+    (`_h` → `v_h`, `v_h` → `vv_h`). Both rules keep distinct names distinct."""
     if not name.isidentifier() or not name.isascii():
         raise ValueError(f"not an identifier: {name!r}")
-    return name + "_" if name.rstrip("_") in _RESERVED or name.startswith("_") else name
+    if re.match(r"v*_", name):
+        name = "v" + name
+    return name + "_" if name.rstrip("_") in _RESERVED else name
 
 
 def lit(v: Any) -> str:

@@ -357,7 +357,7 @@ def test_names_that_collide_with_python_compile_and_run(tmp_path):
         functions = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)]  # not the module's own constants
         targets = [t for f in functions for node in ast.walk(f) if isinstance(node, ast.Assign) for t in node.targets]
         bound = {t.id for t in targets if isinstance(t, ast.Name)} | {t.attr for t in targets if isinstance(t, ast.Attribute)}
-        assert {"torch__", "self_", "None_", "__init___", "forward1__", "to_"} <= bound
+        assert {"torch__", "self_", "None_", "v__init__", "forward1__", "to_"} <= bound
         assert not {"torch", "self", "None", "nn", "F", "layers", "keras", "forward", "training", "to", "EPOCHS"} & bound
     model = load_generated(checked, "torch", tmp_path).build_model().eval()
     out = model(torch.randn(2, 3, 8, 8))
