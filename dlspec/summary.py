@@ -29,6 +29,6 @@ def totals(g: Graph) -> list[str]:
     lines = [f"Total params: {total:,}", f"Trainable params: {trainable:,}", f"Non-trainable params: {total - trainable:,}"]
     torch_total, _ = g.params("torch")
     if torch_total != total:
-        lines.append(f"PyTorch stores {torch_total:,}: its RNN and LSTM keep a second, redundant bias vector "
-                     "(the function is the same; see docs/language.md)")
+        lines.append(f"PyTorch stores {torch_total:,}: its RNN and LSTM hold a second bias vector, which dlspec "
+                     "keeps at zero and frozen (see docs/language.md)")
     return lines

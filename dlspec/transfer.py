@@ -48,9 +48,9 @@ def keras_to_torch(graph: Graph, keras_model: Any, torch_model: Any) -> None:
 
 def torch_param_count(torch_model: Any) -> tuple[int, int]:
     """(total, trainable) the way dlspec counts: parameters plus running statistics."""
-    trainable = sum(p.numel() for p in torch_model.parameters())
+    params = list(torch_model.parameters())
     stats = sum(b.numel() for name, b in torch_model.named_buffers() if not name.endswith("num_batches_tracked"))
-    return trainable + stats, trainable
+    return sum(p.numel() for p in params) + stats, sum(p.numel() for p in params if p.requires_grad)
 
 
 def keras_param_count(keras_model: Any) -> tuple[int, int]:

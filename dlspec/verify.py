@@ -77,8 +77,8 @@ def randomize(torch_model, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in [*torch_model.named_parameters(), *torch_model.named_buffers()]:
-            if not t.is_floating_point():
-                continue
+            if not t.is_floating_point() or (isinstance(t, torch.nn.Parameter) and not t.requires_grad):
+                continue  # integers (batch counts), and weights the model keeps fixed (a second RNN bias)
             if name.endswith("running_var"):
                 t.copy_(0.5 + torch.rand(t.shape, generator=gen, dtype=t.dtype))
             else:

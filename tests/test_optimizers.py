@@ -18,7 +18,7 @@ SPEC = """
 model Net {{
   input x: [3, 6, 5]
   x -> conv2d(4, 3, padding=same, activation=tanh) -> flatten() -> dense(12) -> layernorm()
-  reshape((3, 4)) -> gru(5, return_sequences=true) -> gru(6) -> dense(4)
+  reshape((3, 4)) -> gru(5, return_sequences=true) -> lstm(6, return_sequences=true) -> rnn(5) -> dense(4)
 }}
 
 train {{

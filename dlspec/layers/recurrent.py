@@ -1,7 +1,8 @@
 """Recurrent layers over [steps, features] (batch first). Two conventions differ between the
 frameworks (EQUIVALENCE.md trap 9): PyTorch keeps two bias vectors (input and recurrent) where
-Keras's SimpleRNN and LSTM keep one, their sum; and the GRU gate order is r, z, n in PyTorch but
-z, r, h in Keras (with `reset_after=True`, the PyTorch formula). Transfer handles both."""
+Keras's SimpleRNN and LSTM keep one; and the GRU gate order is r, z, n in PyTorch but z, r, h in
+Keras (with `reset_after=True`, the PyTorch formula). dlspec's RNN and LSTM have one bias: the
+PyTorch output keeps the second at zero and frozen, so both train alike; transfer sums them."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ class _Recurrent(Layer):
         g, h, f = self.gates, self.units, shapes[0][-1]
         return {"weight_ih_l0": (g * h, f), "weight_hh_l0": (g * h, h), "bias_ih_l0": (g * h,), "bias_hh_l0": (g * h,)}
 
+    one_bias: ClassVar[bool] = True  # dlspec's RNN and LSTM have one bias vector, as Keras's
+
     def param_count(self, shapes, backend="torch"):
         total, _ = super().param_count(shapes, backend)
-        if backend == "keras" and self.name != "gru":
-            total -= self.gates * self.units  # one bias vector, not two
-        return total, total
+        trainable = total - self.gates * self.units if self.one_bias else total
+        # PyTorch still stores its second bias (kept at zero, frozen): counted, not trainable.
+        return (total if backend == "torch" else trainable), trainable
 
     def torch_module(self, node):
         return fn(f"nn.{self.torch_cls}", node.in_shapes[0][-1], self.units, batch_first=True)
@@ -43,8 +46,11 @@ class _Recurrent(Layer):
         return f"{mod}({xs[0]})[0]" + ("" if self.return_sequences else "[:, -1]")
 
     def torch_init(self, node, mod):
-        return [node.init.torch(f"{mod}.weight_ih_l0"), f"nn.init.orthogonal_({mod}.weight_hh_l0)",
-                f"nn.init.zeros_({mod}.bias_ih_l0)", f"nn.init.zeros_({mod}.bias_hh_l0)"]
+        lines = [node.init.torch(f"{mod}.weight_ih_l0"), f"nn.init.orthogonal_({mod}.weight_hh_l0)",
+                 f"nn.init.zeros_({mod}.bias_ih_l0)", f"nn.init.zeros_({mod}.bias_hh_l0)"]
+        if self.one_bias:  # two trainable biases would learn their sum twice as fast as Keras's one
+            lines.append(f"{mod}.bias_hh_l0.requires_grad_(False)  # one bias vector, as in Keras")
+        return lines
 
     def keras_extra(self) -> dict:
         return {}
@@ -116,6 +122,7 @@ class GRU(_Recurrent):
 
     name = "gru"
     example = "gru(64)"
+    one_bias = False  # with reset_after, Keras's GRU has both biases too
     gates = 3
     torch_cls = "GRU"
     keras_cls = "GRU"
