@@ -12,4 +12,4 @@ DLS = Path(sys.executable).with_name("dls")
 
 
 def dls(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(DLS), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run([str(DLS), *map(str, args)], check=False, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)

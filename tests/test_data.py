@@ -89,7 +89,7 @@ def test_image_folder(tmp_path):
     spec = tmp_path / "pets.dls"
     spec.write_text('model Pets {\n  input image: [3, 6, 8]\n  flatten() -> dense(2)\n}\n\n'
                     'train {\n  data: image_folder("pets", validation=0.25)\n}\n')
-    x, y, x_val, y_val = load_generated(check_file(spec), "torch", tmp_path / "t").load_data()
+    x, y, x_val, _ = load_generated(check_file(spec), "torch", tmp_path / "t").load_data()
     assert x.shape == (9, 3, 6, 8) and x_val.shape == (3, 3, 6, 8) and 0 <= x.min() and x.max() <= 1
     red = x[:, 0].mean(axis=(1, 2)) > x[:, 2].mean(axis=(1, 2))
     np.testing.assert_array_equal(red, y == 0)  # cats (class 0, alphabetically first) are red

@@ -14,7 +14,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def _blocks(kind: str) -> list[str]:
-    return re.findall(rf"```{kind}\n(.*?)```", README, flags=re.S)
+    return re.findall(rf"```{kind}\n(.*?)```", README, flags=re.DOTALL)
 
 
 def test_the_spec_shown_is_the_demo():

@@ -90,16 +90,33 @@ class _Conv(Layer):
     def torch_init(self, node, mod):
         return init_weight_and_bias(node, mod, self.bias)
 
+    def _keras_geometry(self, node) -> tuple[list[tuple[int, int]], list[int], tuple[int, ...]]:
+        """(padding per side, cropping at the end, strides) of the Keras rendering. An axis with one
+        output position takes its one window at stride 1, trimming the padded input to the window:
+        TensorFlow 2.21's float32 CPU Conv2D (oneDNN) returns wrong numbers for one input channel,
+        height stride 1 and a width stride above 1 that leaves one output column."""
+        size, pads, crops, strides = node.in_shapes[0][1:], self.pads(node.in_shapes[0][1:]), [0] * self.dims, list(self.stride)
+        for i, out in enumerate(node.shape[1:]):
+            if out == 1 and strides[i] > 1:
+                (lo, hi), extra = pads[i], size[i] + sum(pads[i]) - (self.kernel[i] - 1) * self.dilation[i] - 1
+                pads[i], crops[i], strides[i] = (lo, hi - min(extra, hi)), extra - min(extra, hi), 1
+        return pads, crops, tuple(strides)
+
     def keras_prelude(self, node, fresh):
-        pads = self.pads(node.in_shapes[0][1:])
-        if not any(p for lo_hi in pads for p in lo_hi):
-            return []
-        padding = pads[0] if self.dims == 1 else tuple(pads)
-        var = fresh(f"{node.name}_pad")
-        return [(var, fn(f"layers.ZeroPadding{self.dims}D", padding=padding, name=var))]
+        pads, crops, _ = self._keras_geometry(node)
+        layers = []
+        if any(p for lo_hi in pads for p in lo_hi):
+            var = fresh(f"{node.name}_pad")
+            layers.append((var, fn(f"layers.ZeroPadding{self.dims}D", padding=pads[0] if self.dims == 1 else tuple(pads), name=var)))
+        if any(crops):
+            var = fresh(f"{node.name}_crop")
+            cropping = (0, crops[0]) if self.dims == 1 else tuple((0, c) for c in crops)
+            layers.append((var, fn(f"layers.Cropping{self.dims}D", cropping=cropping, name=var)))
+        return layers
 
     def keras_layer(self, node, layout):
-        return fn(f"layers.Conv{self.dims}D", self.filters, self.kernel, strides=self.stride, padding="valid",
+        strides = self._keras_geometry(node)[2]
+        return fn(f"layers.Conv{self.dims}D", self.filters, self.kernel, strides=strides, padding="valid",
                    dilation_rate=self.dilation, groups=self.groups, use_bias=self.bias,
                    **initializer_args(node, self.bias), name=node.name)
 

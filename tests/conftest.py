@@ -1,0 +1,16 @@
+"""Hypothesis profiles. `ci` is the default (`make test`): enough examples that the property tests
+run a few hundred generated specs through both backends in a few minutes on 2 cores. `dev` runs
+fewer, for iterating: `pytest --hypothesis-profile=dev` (or HYPOTHESIS_PROFILE=dev)."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Building a Keras model takes 0.1-0.3 s, so examples are slow by Hypothesis's standards: no
+# deadline, and no health check failing a strategy for being slow.
+settings.register_profile("ci", max_examples=70, deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=8)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
