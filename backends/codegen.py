@@ -12,11 +12,11 @@ from pathlib import Path
 import jinja2
 
 from dlspec.check import Checked
+from dlspec.data import IMAGE_SUFFIXES
 from dlspec.graph import Graph
 from dlspec.losses import CLASSES
 from dlspec.registry import ident, lit
 from dlspec.schedules import Expr
-from dlspec.training import IMAGE_SUFFIXES
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("dlspec.backends", "templates"),

@@ -1,0 +1,212 @@
+"""Data sources: where samples come from, each a registry entry checked against the model it
+feeds (shapes, label ranges, files), rendered by its template in backends/templates/data/. Every
+source splits off a seeded validation fraction."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .diagnostics import Span, error
+from .graph import Graph
+from .losses import CLASSES
+from .registry import Entry, PositiveInt, fmt_shape, registry_of
+
+DATA, data = registry_of("data source")
+TARGET_WORDS = {"classes": "class labels", "values": "real-valued targets", "binary": "0/1 targets",
+                "distribution": "probability distributions"}
+
+
+# --- data -------------------------------------------------------------------------------------
+
+class Data(Entry):
+    kind: ClassVar[str] = "data"
+    validation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+    @property
+    def targets(self) -> str:
+        """What the targets are: one of the kinds in losses.py."""
+        return CLASSES
+
+    def check(self, graph: Graph, span: Span, base: Path) -> Data:
+        """Checks the data against the model; returns the entry to generate from."""
+        return self
+
+    @property
+    def template(self) -> str:
+        return f"data/{self.name}.py.j2"
+
+
+@data
+class Digits(Data):
+    """scikit-learn's bundled 8×8 handwritten digits: 1,797 images, 10 classes, pixels scaled to
+    [0, 1]. Shaped to the model's input: [1, 8, 8], [8, 8] (rows as steps) or [64]."""
+
+    name = "digits"
+    validation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+    def check(self, graph, span, base):
+        x = graph.inputs[0]
+        if math.prod(x.shape) != 64 or x.dtype != "float":
+            raise error(f"digits gives 64 pixels per image (8×8), but input `{x.name}` is {x.dtype} {fmt_shape(x.shape)}",
+                        span, hint="declare `input image: [1, 8, 8]` (or [8, 8], or [64])", related=(x.span, "the input"))
+        return self
+
+
+@data
+class Synthetic(Data):
+    """Random inputs of the model's input shape, with targets from a fixed random linear map of the
+    inputs, so they can be learnt: class labels (task=classification), values of the output's
+    shape (regression), 0/1 values (binary) or probability distributions (distribution)."""
+
+    name = "synthetic"
+    task: Literal["classification", "regression", "binary", "distribution"] = "classification"
+    samples: Annotated[int, Field(ge=8)] = 512
+    vocab: PositiveInt | None = None  # token ids drawn from [0, vocab); default: the embedding's size
+
+    @property
+    def targets(self):
+        return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
+
+    def check(self, graph, span, base):
+        x = graph.inputs[0]
+        if x.dtype != "int":
+            return self
+        sizes = [n.layer.vocab for n in graph.nodes if x.name in n.inputs and hasattr(n.layer, "vocab")]
+        limit = min(sizes, default=100)
+        if self.vocab is not None and self.vocab > limit:
+            raise error(f"synthetic token ids go up to {self.vocab - 1}, but the embedding reading `{x.name}` has {limit} "
+                        "entries", span, hint=f"use vocab={limit} or less")
+        return self.model_copy(update={"vocab": self.vocab or limit})
+
+
+Task = Literal["classification", "regression", "binary", "distribution"]
+
+
+class _File(Data):
+    positional = ("path",)
+    path: str
+    task: Task = "classification"
+    normalize: bool = False
+
+    @property
+    def targets(self):
+        return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
+
+    def resolve(self, span: Span, base: Path) -> Path:
+        path = (base / self.path).resolve()
+        if not path.is_file():
+            raise error(f"no such data file: {path}", span, hint="paths are relative to the spec's folder")
+        return path
+
+    def check_arrays(self, graph: Graph, span: Span, x_shape: tuple, y, what: str) -> None:
+        """Shapes and labels against the model: x_shape is the inputs' shape, y the targets."""
+        import numpy as np
+
+        t, out = graph.inputs[0], graph.shape_of(graph.outputs[0])
+        if math.prod(x_shape[1:]) != math.prod(t.shape):
+            raise error(f"{what} has inputs of shape {fmt_shape(x_shape[1:])} per sample, but input `{t.name}` is "
+                        f"{fmt_shape(t.shape)}", span, related=(t.span, "the input"))
+        if len(y) != x_shape[0]:
+            raise error(f"{what} has {x_shape[0]} input samples but {len(y)} targets", span)
+        if self.task == "classification":
+            labels = np.asarray(y)
+            if labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= out[-1]):
+                raise error(f"{what}'s labels must be whole numbers from 0 to {out[-1] - 1} (the model has {out[-1]} "
+                            f"classes), but they range from {labels.min():g} to {labels.max():g}", span)
+        elif math.prod(np.shape(y)[1:]) != math.prod(out):
+            raise error(f"{what} has targets of shape {fmt_shape(np.shape(y)[1:])} per sample, but the model's output is "
+                        f"{fmt_shape(out)}", span)
+
+
+@data
+class Npz(_File):
+    """Arrays from a NumPy .npz file: inputs under the key `x`, targets under `y` (both can be
+    renamed). The path is relative to the spec's folder."""
+
+    name = "npz"
+    example = 'npz("data/train.npz", task=regression)'
+    x: str = "x"
+    y: str = "y"
+
+    def check(self, graph, span, base):
+        import numpy as np
+
+        path = self.resolve(span, base)
+        try:
+            with np.load(path) as arrays:
+                missing = [k for k in (self.x, self.y) if k not in arrays.files]
+                if missing:
+                    raise error(f"{path.name} has no array `{missing[0]}` (it has: {', '.join(arrays.files)})", span,
+                                hint="name the arrays with x=... and y=...")
+                self.check_arrays(graph, span, arrays[self.x].shape, arrays[self.y], path.name)
+        except (OSError, ValueError) as exc:
+            raise error(f"cannot read {path.name} as a .npz file: {exc}", span) from None
+        return self.model_copy(update={"path": str(path)})
+
+
+@data
+class Csv(_File):
+    """Rows of a CSV file with a header line: the column named `target` holds the targets, every
+    other column an input feature. The path is relative to the spec's folder."""
+
+    name = "csv"
+    example = 'csv("data/train.csv", target="label")'
+    target: str = "label"
+    delimiter: str = ","
+
+    def check(self, graph, span, base):
+        import csv
+
+        import numpy as np
+
+        path = self.resolve(span, base)
+        with path.open(newline="") as f:
+            header, *rows = list(csv.reader(f, delimiter=self.delimiter)) or [[]]
+        if self.target not in header:
+            raise error(f"{path.name} has no column `{self.target}` (its columns: {', '.join(header)})", span,
+                        hint="name the target column with target=...")
+        try:
+            values = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
+        except ValueError:
+            raise error(f"{path.name} must hold numbers only, one value per column in every row", span) from None
+        i = header.index(self.target)
+        self.check_arrays(graph, span, (len(rows), len(header) - 1), values[:, i], path.name)
+        return self.model_copy(update={"path": str(path)})
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+@data
+class ImageFolder(Data):
+    """Images in one subfolder per class (classes in alphabetical order of the folder names),
+    converted to grey (1 channel) or RGB (3 channels) as the input says, resized to its height and
+    width, and scaled to [0, 1]. The path is relative to the spec's folder."""
+
+    name = "image_folder"
+    positional = ("path",)
+    example = 'image_folder("data/flowers")'
+    path: str
+
+    def check(self, graph, span, base):
+        folder = (base / self.path).resolve()
+        if not folder.is_dir():
+            raise error(f"no such folder: {folder}", span, hint="paths are relative to the spec's folder")
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        x, out = graph.inputs[0], graph.shape_of(graph.outputs[0])
+        if not classes:
+            raise error(f"{folder} has no subfolders: it needs one per class", span)
+        empty = [c for c in classes if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in (folder / c).iterdir())]
+        if empty:
+            raise error(f"the class folder `{empty[0]}` holds no images ({', '.join(IMAGE_SUFFIXES)})", span)
+        if len(x.shape) != 3 or x.shape[0] not in (1, 3):
+            raise error(f"image_folder gives images [1 or 3 channels, height, width], but input `{x.name}` is "
+                        f"{fmt_shape(x.shape)}", span, related=(x.span, "the input"))
+        if out != (len(classes),):
+            raise error(f"{folder.name} has {len(classes)} classes ({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}), "
+                        f"but the model's output is {fmt_shape(out)}", span, hint=f"end the model with `dense({len(classes)})`")
+        return self.model_copy(update={"path": str(folder)})
