@@ -32,7 +32,7 @@ class Checked:
         """Itself, when it has a training plan; else the reason, as a `DlsError` with a hint."""
         if self.plan is None:
             d = self.plan_error.diagnostics[0]
-            raise DlsError(d.model_copy(update={"hint": "add a `train { ... }` section that fits the model (see docs/language.md)"}))
+            raise DlsError(d if d.hint else d.model_copy(update={"hint": "add a `train { ... }` section that fits the model"}))
         return self
 
 

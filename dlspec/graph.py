@@ -210,6 +210,10 @@ class _Builder:
                     current = [self.step(step, current, env, path, prefix, s.target if step is s.steps[-1] else None)]
                 if s.target:
                     scope.define(s.target, current[0], s.target_span)
+                    if s.target in LAYERS or s.target in self.blocks:
+                        self.warnings.append(Diagnostic(
+                            message=f"`{s.target}` names the result here; it is not applied as a layer", span=s.target_span,
+                            severity="warning", hint=f"to apply it, write `{s.target}()`; else choose another name"))
                 dangling = None if s.target else s.span
         return current, outputs
 

@@ -47,6 +47,18 @@ def resolved(checked: Checked) -> dict:
     }
 
 
+def _same_run(run_dir: Path, checked: Checked, epochs: int) -> None:
+    """A run resumes only with the spec and the length it started with (the schedule depends on both)."""
+    before = run_dir / "spec.dls"
+    if before.exists() and before.read_text(encoding="utf-8") != checked.source:
+        raise error(f"the spec differs from the one this run started with ({before})",
+                    hint="resume with the same spec, or start a new run with another --out")
+    recorded = json.loads((run_dir / "resolved.json").read_text()).get("run_epochs") if (run_dir / "resolved.json").exists() else None
+    if recorded is not None and recorded != epochs:
+        raise error(f"this run was started for {recorded} epochs, not {epochs}",
+                    hint=f"resume with --epochs {recorded} (the learning-rate schedule spans the whole run)")
+
+
 def _write(path: Path, text: str) -> None:
     """All of `text` or nothing: a temporary file beside `path`, then a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -61,7 +73,8 @@ class History:
         self.path, self.rows = path, {}
         if resume and path.exists():
             for row in csv.DictReader(path.open()):
-                self.rows[int(row.pop("epoch"))] = {k: float(v) for k, v in row.items() if v != ""}
+                epoch = int(row.pop("epoch"))
+                self.rows[epoch] = {k: float(v) for k, v in row.items() if v != ""}
 
     def add(self, epoch: int, logs: dict) -> None:
         self.rows = {e: r for e, r in self.rows.items() if e < epoch} | {epoch: dict(logs)}
@@ -127,9 +140,11 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
         raise error(f"there is no checkpoint to resume from in {run_dir}", hint="run without --resume to start afresh")
     if not resume and checkpoint.exists():
         raise error(f"{run_dir} holds the checkpoint of an earlier run", hint="add --resume to continue it, or choose another --out")
+    if resume:
+        _same_run(run_dir, checked, epochs)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write(run_dir / "spec.dls", checked.source)
-    _write(run_dir / "resolved.json", json.dumps(resolved(checked), indent=2) + "\n")
+    _write(run_dir / "resolved.json", json.dumps(resolved(checked) | {"run_epochs": epochs}, indent=2) + "\n")
     module = load_generated(checked, backend, run_dir)
     data = module.load_data()
     n_train = len(data[0])

@@ -139,7 +139,8 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     if not train.span.known:  # no train section: errors about the defaults point at the model
         train = train.model_copy(update={"span": graph.span})
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise error("training supports models with one input and one output in this version", train.span if train.span.known else graph.span)
+        raise error("training supports models with one input and one output in this version", train.span,
+                    hint="`dls check` and `dls verify` work on this model; `dls compile` and `dls run` need one input and one output")
 
     v, s = get("data", "digits" if graph.inputs[0].dtype == "float" and math.prod(graph.inputs[0].shape) == 64 else "synthetic")
     data_entry = bind(DATA, _call(v, "data", s), "data source")
@@ -188,24 +189,29 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
                 raise error(f"`{key}` must be a positive number, got {describe(value_)}", span_)
             clips[key] = float(value_)
     if getattr(sched, "monitor", None):
-        _check_monitor(sched.monitor, data_entry, loss_entry, got["schedule"][1])
+        _check_monitor(sched.monitor, data_entry, metrics, got["schedule"][1])
     stopping = None
     if "early_stopping" in got:
         v, s = got["early_stopping"]
         stopping = bind(EARLY_STOPPING, _call(v, "patience", s), "early stopping rule")
-        _check_monitor(stopping.monitor, data_entry, loss_entry, s)
+        _check_monitor(stopping.monitor, data_entry, metrics, s)
     augment = _augmentations(*got.get("augment", ([], train.span)), graph)
     return Plan(model=name, data=data_entry, loss=loss_entry, optimizer=opt, schedule=sched, epochs=epochs,
                 batch_size=batch, metrics=tuple(metrics), seed=seed, span=train.span, early_stopping=stopping,
                 augment=augment, **clips)
 
 
-def _check_monitor(monitor: str, data_entry: Data, loss_entry: Loss, span: Span) -> None:
+def _check_monitor(monitor: str, data_entry: Data, metrics: list[Metric], span: Span) -> None:
+    """Only the training loss and the validation figures are computed after every epoch."""
     if monitor.startswith("val_") and not data_entry.validation:
         raise error(f"`{monitor}` needs validation data, but the validation fraction is 0", span,
                     hint="monitor `loss`, or give the data a validation fraction")
-    if "accuracy" in monitor and loss_entry.target != CLASSES:
-        raise error(f"`{monitor}` needs a classification loss", span)
+    if monitor == "accuracy":
+        raise error("the training accuracy is not computed after each epoch", span,
+                    hint="monitor `val_accuracy` (with accuracy in `metrics`), `val_loss` or `loss`")
+    if monitor == "val_accuracy" and not any(m.name == "accuracy" for m in metrics):
+        raise error("`val_accuracy` is monitored, but accuracy is not among the metrics", span,
+                    hint="add it: `metrics: [accuracy]`")
 
 
 def _augmentations(v: Any, span: Span, graph: Graph) -> tuple[Augmentation, ...]:

@@ -81,7 +81,9 @@ def randomize(torch_model, seed: int) -> None:
                 continue  # integers (batch counts), and weights the model keeps fixed (a second RNN bias)
             if name.endswith("running_var"):
                 t.copy_(0.5 + torch.rand(t.shape, generator=gen, dtype=t.dtype))
-            else:
+            elif t.dim() > 1:  # scaled by fan-in: deep outputs stay where differences show, not saturated
+                t.copy_(torch.randn(t.shape, generator=gen, dtype=t.dtype) / t[0].numel() ** 0.5)
+            else:  # biases, normalization scales and means
                 t.copy_(0.5 * torch.randn(t.shape, generator=gen, dtype=t.dtype))
 
 

@@ -83,9 +83,15 @@ def test_run_folder_and_resume_through_the_cli(tmp_path):
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = dls("run", spec, "--out", out)
     assert again.returncode == 2 and "--resume" in again.stderr  # never overwrites a run silently
-    resumed = dls("run", spec, "--out", out, "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    assert len(list(csv.DictReader((out / "history.csv").open()))) == 4
+    for _ in range(2):  # resuming a finished run, twice, changes nothing
+        resumed = dls("run", spec, "--out", out, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert [row["epoch"] for row in csv.DictReader((out / "history.csv").open())] == ["1", "2", "3", "4"]
+    longer = dls("run", spec, "--out", out, "--resume", "--epochs", "6")
+    assert longer.returncode == 2 and "started for 4 epochs" in longer.stderr
+    spec.write_text(SPEC.replace("adam(lr=0.01)", "adam(lr=0.02)"))
+    changed = dls("run", spec, "--out", out, "--resume")
+    assert changed.returncode == 2 and "spec differs" in changed.stderr
 
 
 def test_a_loss_that_is_not_finite_stops_the_run(tmp_path):

@@ -82,7 +82,9 @@ class Gelu(Activation):
         return f"F.gelu({x}, approximate={lit('tanh' if self.approximate else 'none')})"
 
     def keras_act(self, name):
-        return f"layers.Lambda(lambda t: ops.gelu(t, approximate={lit(self.approximate)}), name={lit(name)})"
+        if not self.approximate:  # keras.activations.gelu is exact by default; a named activation saves and loads
+            return fn("layers.Activation", "gelu", name=name)
+        return f"layers.Lambda(lambda t: ops.gelu(t, approximate=True), name={lit(name)})"
 
 
 @layer
@@ -105,4 +107,18 @@ class Softmax(Activation):
         return fn("layers.Softmax", axis=self.axis % len(node.shape) + 1, name=node.name)
 
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softmax", "silu")
+@layer
+class LogSoftmax(Activation):
+    """log(softmax(x)) over the last axis, computed stably: the log-probabilities `nll()` reads."""
+
+    name = "log_softmax"
+    keras_layout = LOGICAL
+
+    def torch_forward(self, node, mod, xs):
+        return f"F.log_softmax({xs[0]}, dim=-1)"
+
+    def keras_layer(self, node, layout):
+        return fn("layers.Activation", "log_softmax", name=node.name)
+
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "silu")
