@@ -142,7 +142,11 @@ class Npz(_File):
                 if missing:
                     raise error(f"{path.name} has no array `{missing[0]}` (it has: {', '.join(arrays.files)})", span,
                                 hint="name the arrays with x=... and y=...")
-                self.check_arrays(graph, span, arrays[self.x].shape, arrays[self.y], path.name)
+                x = arrays[self.x]
+                if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+                    raise error(f"{path.name}'s `{self.x}` holds NaN or infinite values", span,
+                                hint="clean the data first; training on them gives a NaN loss at once")
+                self.check_arrays(graph, span, x.shape, arrays[self.y], path.name)
         except (OSError, ValueError) as exc:
             raise error(f"cannot read {path.name} as a .npz file: {exc}", span) from None
         return self.model_copy(update={"path": str(path)})

@@ -71,7 +71,8 @@ class CrossEntropy(Loss):
     """Categorical cross-entropy against integer class labels. The output is read as logits
     (from_logits=true) or as probabilities (renormalized and clipped to [1e-7, 1 - 1e-7]).
     With label_smoothing ε the target puts 1 - ε on the class and ε spread over all classes; with
-    class_weights the batch's loss is Σ wᵢ·lossᵢ / Σ wᵢ, wᵢ the weight of sample i's class."""
+    class_weights w (PyTorch's definition), sample i's loss is (1 - ε)·w[yᵢ]·(-log pᵢ[yᵢ]) +
+    (ε / C)·Σ_c w[c]·(-log pᵢ[c]), and the batch's loss is their sum divided by Σᵢ w[yᵢ]."""
 
     name = "cross_entropy"
     target = CLASSES

@@ -145,6 +145,10 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     v, s = get("data", "digits" if graph.inputs[0].dtype == "float" and math.prod(graph.inputs[0].shape) == 64 else "synthetic")
     data_entry = bind(DATA, _call(v, "data", s), "data source")
     data_entry = data_entry.check(graph, s, base)
+    data_span = s
+    if graph.params("torch")[1] == 0:
+        raise error(f"model `{graph.name}` has no trainable weights: there is nothing to train", train.span,
+                    hint="add a layer with weights, such as dense(...)")
     v, s = get("loss", "cross_entropy")
     loss_entry = bind(LOSSES, _call(v, "loss", s), "loss")
     out = graph.shape_of(graph.outputs[0])
@@ -157,7 +161,8 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
             raise error(f"{loss_entry.name} needs an output of shape [classes], but the model gives {fmt_shape(out)}", s,
                         hint="end the model with `flatten()` or `global_avgpool()` and `dense(classes)`")
         if isinstance(data_entry, Digits) and out != (10,):
-            raise error(f"digits has 10 classes, but the model's output is {fmt_shape(out)}", s, hint="end the model with `dense(10)`")
+            raise error(f"digits has 10 classes, but the model's output is {fmt_shape(out)}", data_span,
+                        hint="end the model with `dense(10)`", related=(graph.node(graph.outputs[0]).span, "the output"))
         weights = getattr(loss_entry, "class_weights", None)
         if weights is not None and len(weights) != out[0]:
             raise error(f"class_weights has {len(weights)} values, but the model has {out[0]} classes", s)
