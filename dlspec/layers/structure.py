@@ -13,8 +13,8 @@ from .base import LOGICAL, Layer, keras_axis, layer
 
 @layer
 class Flatten(Layer):
-    """[d1, d2, ...] → [d1·d2·...], in channels-first order in both backends (EQUIVALENCE.md trap 1:
-    Keras flattens after moving channels back to the front)."""
+    """[d1, d2, ...] → [d1·d2·...], in channels-first order in both backends (the Keras output moves
+    channels back to the front before flattening)."""
 
     name = "flatten"
     keras_layout = LOGICAL
