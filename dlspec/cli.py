@@ -148,9 +148,9 @@ def run(spec: SpecArg,
     try:
         train(checked, backend.value, epochs, out_dir, out, resume)
     except TrainingFailed as exc:
-        fail(exc.diagnostics, str(spec), None, code=1)
+        fail(exc.diagnostics, str(spec), checked.source, code=1)
     except DlsError as exc:
-        fail(exc.diagnostics, str(spec), None)
+        fail(exc.diagnostics, str(spec), checked.source)
 
 
 @app.command()

@@ -133,6 +133,9 @@ def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:
 def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | None, console: Console,
           resume: bool = False) -> dict:
     epochs = epochs or checked.plan.epochs
+    if checked.graph.params("torch")[1] == 0:
+        raise error(f"model `{checked.graph.name}` has no trainable weights: there is nothing to train",
+                    checked.graph.span, hint="add a layer with weights, such as dense(...)")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{checked.graph.name}-{backend}-{stamp}"
     checkpoint = run_dir / ("checkpoint.pt" if backend == "torch" else "backup")

@@ -146,9 +146,6 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     data_entry = bind(DATA, _call(v, "data", s), "data source")
     data_entry = data_entry.check(graph, s, base)
     data_span = s
-    if graph.params("torch")[1] == 0:
-        raise error(f"model `{graph.name}` has no trainable weights: there is nothing to train", train.span,
-                    hint="add a layer with weights, such as dense(...)")
     v, s = get("loss", "cross_entropy")
     loss_entry = bind(LOSSES, _call(v, "loss", s), "loss")
     out = graph.shape_of(graph.outputs[0])

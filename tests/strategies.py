@@ -367,7 +367,9 @@ def simple(draw, s) -> Call:
     if kind == "dropout":
         return mk(draw, "dropout", ("rate",), rate=number(draw, [0.0, 0.1, 0.5]))
     eps = maybe(draw, number(draw, [1e-5, 1e-3, 0.1]), 1e-5)
-    if len(s) <= 3 and draw(st.booleans()):
+    # Not layernorm over one feature: x - mean(x) is then rounding noise, divided by sqrt(eps), and
+    # float32 outputs are noise in either framework (found by the float32 smoke test).
+    if (len(s) <= 3 and draw(st.booleans())) or s[-1] == 1:
         return mk(draw, "batchnorm", eps=eps, momentum=maybe(draw, number(draw, [0.1, 0.01, 0.5]), 0.1))
     return mk(draw, "layernorm", eps=eps)
 
