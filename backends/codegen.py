@@ -5,6 +5,7 @@ the output only through `ident` (validated identifiers) and `lit` (repr-escaped 
 from __future__ import annotations
 
 import math
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -42,8 +43,9 @@ class Generator:
     template: str
     expr: Expr  # how schedule formulas are written in this target
 
-    def __init__(self, checked: Checked):
+    def __init__(self, checked: Checked, location: Path):
         self.checked = checked.trainable()
+        self.location = location
         self.graph: Graph = checked.graph
         self.plan = checked.plan
         schedule = self.plan.schedule
@@ -57,6 +59,8 @@ class Generator:
         return {
             "data": p.data.name,
             "data_entry": p.data,
+            "data_path": lit(Path(os.path.relpath(p.data.path, self.location.resolve())).as_posix())
+            if hasattr(p.data, "path") else None,
             "data_template": p.data.template,
             "image_suffixes": IMAGE_SUFFIXES,
             "task": getattr(p.data, "task", "classification"),
@@ -173,9 +177,11 @@ def wrap(line: str, width: int = WIDTH) -> str:
     return "\n".join([line[: open_at + 1], *(inner + r for r in rows), indent + line[i:]])
 
 
-def generate(checked: Checked, target: str) -> str:
+def generate(checked: Checked, target: str, location: Path | None = None) -> str:
+    """The module for `target`; `location` is the folder it will be written to (default: the current
+    one), so that data files are named relative to it and the module can move with them."""
     from .keras_gen import KerasGenerator
     from .torch_gen import TorchGenerator
 
     generators = {"torch": TorchGenerator, "keras": KerasGenerator}
-    return generators[target](checked).render()
+    return generators[target](checked, location or Path.cwd()).render()

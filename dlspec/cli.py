@@ -100,7 +100,7 @@ def compile_(spec: SpecArg,
     """Write a standalone PyTorch or Keras 3 module: model, loss, optimizer, schedule, training loop."""
     from .backends.codegen import generate
 
-    code = generate(_trainable(spec), target.value)
+    code = generate(_trainable(spec), target.value, output.parent if output is not None else None)
     if output is None:
         sys.stdout.write(code)
     else:

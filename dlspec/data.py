@@ -125,7 +125,7 @@ class _File(Data):
 @data
 class Npz(_File):
     """Arrays from a NumPy .npz file: inputs under the key `x`, targets under `y` (both can be
-    renamed). The path is relative to the spec's folder."""
+    renamed). The path is relative to the spec's folder; generated code names it relative to its own."""
 
     name = "npz"
     example = 'npz("data/train.npz", task=regression)'
@@ -155,7 +155,7 @@ class Npz(_File):
 @data
 class Csv(_File):
     """Rows of a CSV file with a header line: the column named `target` holds the targets, every
-    other column an input feature. The path is relative to the spec's folder."""
+    other column an input feature. The path is relative to the spec's folder; generated code names it relative to its own."""
 
     name = "csv"
     example = 'csv("data/train.csv", target="label")'
@@ -189,7 +189,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 class ImageFolder(Data):
     """Images in one subfolder per class (classes in alphabetical order of the folder names),
     converted to grey (1 channel) or RGB (3 channels) as the input says, resized to its height and
-    width, and scaled to [0, 1]. The path is relative to the spec's folder."""
+    width, and scaled to [0, 1]. The path is relative to the spec's folder; generated code names it relative to its own."""
 
     name = "image_folder"
     positional = ("path",)

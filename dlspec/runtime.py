@@ -15,10 +15,10 @@ from .check import Checked
 _counter = itertools.count()
 
 
-def module_source(checked: Checked, target: str) -> str:
+def module_source(checked: Checked, target: str, location: Path | None = None) -> str:
     from .backends.codegen import generate
 
-    return generate(checked, target)
+    return generate(checked, target, location)
 
 
 def load_module(path: Path) -> ModuleType:
@@ -35,5 +35,5 @@ def load_generated(checked: Checked, target: str, folder: Path | None = None) ->
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="dlspec-"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{checked.graph.name.lower()}_{target}.py"
-    path.write_text(module_source(checked, target), encoding="utf-8")
+    path.write_text(module_source(checked, target, folder), encoding="utf-8")
     return load_module(path)

@@ -96,3 +96,18 @@ def test_image_folder(tmp_path):
     spec.write_text(spec.read_text().replace("dense(2)", "dense(3)"))
     with pytest.raises(DlsError, match="has 2 classes"):
         check_file(spec)
+
+
+def test_compiled_code_names_its_data_relative_to_itself(arrays, tmp_path):
+    from .helpers import dls
+
+    spec = _spec(tmp_path, 'npz("data/train.npz", x="inputs", y="labels")')
+    out = tmp_path / "generated" / "net_torch.py"
+    r = dls("compile", spec, "-t", "torch", "-o", out)
+    assert r.returncode == 0, r.stderr
+    code = out.read_text()
+    assert 'DATA_FILE = "../data/train.npz"' in code and str(tmp_path) not in code  # movable with its data
+    from dlspec.runtime import load_module
+
+    x, y, _, _ = load_module(out).load_data()
+    assert x.shape == (40, 6) and len(y) == 40
