@@ -384,13 +384,14 @@ def _unclosed_bracket(f: _Failure) -> Diagnostic | None:
     """`dense(4` then a new line, a `}` or the end: point at the `(`, not where the parser gave up."""
     prev = f.before[-1] if f.before else None
     first_on_line = prev is None or (prev.end_line or prev.line) < f.span.line
-    if not f.opened or f.opened[-1].type == "LBRACE" or not (f.at_end or f.is_("RBRACE") or first_on_line):
+    # An arrow never appears inside brackets: meeting one there means the bracket was left open.
+    if not f.opened or f.opened[-1].type == "LBRACE" or not (f.at_end or f.is_("RBRACE", "_ARROW") or first_on_line):
         return None
     o = f.opened[-1]
     i = next(k for k, t in enumerate(f.before) if t is o)  # not .index: tokens compare by their text
     head = f.before[i - 1] if o.type == "LPAR" and i and f.before[i - 1].type == "NAME" else o
     what = f"the arguments of `{head}(` are" if head is not o else f"this `{o}` is"
-    more = "" if f.at_end or f.is_("RBRACE") else ", or a `,` if the list goes on"
+    more = "" if f.at_end or f.is_("RBRACE", "_ARROW") else ", or a `,` if the list goes on"
     return Diagnostic(message=f"{what} never closed", span=Span(line=head.line, column=head.column, end_line=o.end_line, end_column=o.end_column),
                       hint=f"add the missing `{_CLOSER[o.type]}`{more}", related=f.here)
 

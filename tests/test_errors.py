@@ -371,3 +371,9 @@ def test_names_that_collide_with_python_compile_and_run(tmp_path):
 def test_keras_helper_names_do_not_collide_with_spec_names(tmp_path):
     checked = check_text(C("  x -> conv2d(4, 3, padding=same) -> x_cl\n  flatten() -> dense(2)"))
     load_generated(checked, "keras", tmp_path).build_model()
+
+
+def test_an_arrow_inside_open_parentheses_means_they_were_never_closed():
+    d = only_diagnostic(M("  dense(10 -> relu()"))
+    assert d.message == "the arguments of `dense(` are never closed" and d.hint == "add the missing `)`"
+    assert (d.span.line, d.span.column) == (3, 3)
