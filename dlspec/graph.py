@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ir
-from .diagnostics import NOWHERE, Diagnostic, Span, did_you_mean, error
+from .diagnostics import NOWHERE, Diagnostic, DlsError, Span, did_you_mean, error
 from .initializers import INITIALIZERS, XAVIER, Initializer, Uniform
 from .layers import ACTIVATIONS, LAYERS, Layer
 from .layers.dense import Embedding
@@ -322,6 +322,11 @@ class _Builder:
         self.expanding.append(block.name)
         try:
             current, outputs = self.body(block.body, scope, args, (*path, inst), inst + "_", inputs, in_block=True)
+        except DlsError as exc:  # say which call of the block went wrong (the innermost one)
+            first, *rest = exc.diagnostics
+            if first.related is None and c.span.known:
+                first = first.model_copy(update={"related": (c.span, f"in `{inst}`, this call of `{block.name}`")})
+            raise DlsError([first, *rest]) from None
         finally:
             self.expanding.pop()
         self.unused(scope, block.body, outputs)

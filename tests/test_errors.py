@@ -377,3 +377,11 @@ def test_an_arrow_inside_open_parentheses_means_they_were_never_closed():
     d = only_diagnostic(M("  dense(10 -> relu()"))
     assert d.message == "the arguments of `dense(` are never closed" and d.hint == "add the missing `)`"
     assert (d.span.line, d.span.column) == (3, 3)
+
+
+def test_an_error_inside_a_block_also_points_at_the_call():
+    text = "block b(w) {\n  dense(w) -> relu()\n}\n\nmodel M {\n  input x: [4]\n  x -> b(8) -> b(relu)\n}\n"
+    d = only_diagnostic(text)
+    assert d.span.line == 2 and "must be an integer" in d.message
+    span, note = d.related
+    assert (span.line, span.column) == (7, 16) and note == "in `b2`, this call of `b`"
