@@ -22,6 +22,10 @@ TARGET_WORDS = {"classes": "class labels", "values": "real-valued targets", "bin
 
 # --- data -------------------------------------------------------------------------------------
 
+Task = Literal["classification", "regression", "binary", "distribution"]
+TASK_TARGETS = {"classification": "classes", "regression": "values", "binary": "binary", "distribution": "distribution"}
+
+
 class Data(Entry):
     kind: ClassVar[str] = "data"
     validation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
@@ -63,13 +67,13 @@ class Synthetic(Data):
     shape (regression), 0/1 values (binary) or probability distributions (distribution)."""
 
     name = "synthetic"
-    task: Literal["classification", "regression", "binary", "distribution"] = "classification"
+    task: Task = "classification"
     samples: Annotated[int, Field(ge=8)] = 512
     vocab: PositiveInt | None = None  # token ids drawn from [0, vocab); default: the embedding's size
 
     @property
     def targets(self):
-        return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
+        return TASK_TARGETS[self.task]
 
     def check(self, graph, span, base):
         x = graph.inputs[0]
@@ -83,7 +87,6 @@ class Synthetic(Data):
         return self.model_copy(update={"vocab": self.vocab or limit})
 
 
-Task = Literal["classification", "regression", "binary", "distribution"]
 
 
 class _File(Data):
@@ -94,7 +97,7 @@ class _File(Data):
 
     @property
     def targets(self):
-        return {"classification": "classes", "regression": "values"}.get(self.task, self.task)
+        return TASK_TARGETS[self.task]
 
     def resolve(self, span: Span, base: Path) -> Path:
         path = (base / self.path).resolve()

@@ -18,6 +18,12 @@ LOSSES, loss = registry_of("loss")
 CLASSES, VALUES, BINARY, DISTRIBUTION = "classes", "values", "binary", "distribution"
 
 
+def reads(kind: str, targets: str) -> bool:
+    """Whether a loss or metric that reads `kind` targets can read the data's `targets`: element-wise
+    ones (values) read any float targets; the others need their own kind."""
+    return targets == kind or (kind == VALUES and targets in (BINARY, DISTRIBUTION))
+
+
 class Loss(Entry):
     kind: ClassVar[str] = "loss"
     target: ClassVar[str]
@@ -26,8 +32,7 @@ class Loss(Entry):
         return f"losses/{backend}/{self.name}.py.j2"
 
     def accepts(self, data_kind: str) -> bool:
-        # Element-wise losses read any float targets; the others need their own kind.
-        return data_kind == self.target or (self.target == VALUES and data_kind in (BINARY, DISTRIBUTION))
+        return reads(self.target, data_kind)
 
 
 @loss

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from .losses import BINARY, CLASSES, VALUES
+from .losses import BINARY, CLASSES, VALUES, reads
 from .registry import Entry, PositiveInt, registry_of
 
 METRICS, metric = registry_of("metric")
@@ -117,4 +117,4 @@ class AUROC(Metric):
 
 
 def fits(m: Metric, targets: str) -> bool:
-    return m.task == targets or (m.task == VALUES and targets in (BINARY, "distribution"))
+    return reads(m.task, targets)

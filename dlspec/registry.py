@@ -27,10 +27,6 @@ def _to_float(v: Any) -> Any:
     return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-def _to_pair(v: Any) -> Any:
-    return (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
-
-
 Float = Annotated[float, BeforeValidator(_to_float)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]

@@ -32,6 +32,13 @@ class Expr:
 
 
 TORCH_EXPR, KERAS_EXPR = Expr("math"), Expr("ops")
+Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy"]  # what plateau and early stopping watch
+Mode = Literal["auto", "min", "max"]
+
+
+def higher_is_better(monitor: str, mode: str) -> bool:
+    """`auto`: accuracies should rise, losses fall."""
+    return mode == "max" or (mode == "auto" and "accuracy" in monitor)
 Unit = Literal["epoch", "step"]
 Ratio = Annotated[Float, Field(ge=0.0, le=1.0)]
 Code = tuple[list[str], str]  # statements, then the factor's expression
@@ -194,9 +201,9 @@ class Plateau(Schedule):
     per_epoch: ClassVar[bool] = True
     factor: Annotated[Float, Field(gt=0.0, lt=1.0)] = 0.1
     patience: PositiveInt = 5
-    monitor: Literal["loss", "val_loss", "accuracy", "val_accuracy"] = "val_loss"
+    monitor: Monitor = "val_loss"
     min_delta: Annotated[Float, Field(ge=0.0)] = 0.0
-    mode: Literal["auto", "min", "max"] = "auto"
+    mode: Mode = "auto"
     min_lr: Annotated[Float, Field(ge=0.0)] = 0.0
 
     def problem(self):
@@ -204,7 +211,7 @@ class Plateau(Schedule):
 
     @property
     def higher_is_better(self) -> bool:
-        return self.mode == "max" or (self.mode == "auto" and "accuracy" in self.monitor)
+        return higher_is_better(self.monitor, self.mode)
 
     def per_step(self, e):
         return [], "1.0"  # no change per step; the changes come at the ends of epochs

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -28,7 +28,7 @@ from .registry import (
     describe,
     fmt_shape,
 )
-from .schedules import SCHEDULES, Schedule
+from .schedules import SCHEDULES, Mode, Monitor, Schedule, higher_is_better
 
 # --- early stopping ---------------------------------------------------------------------------------
 
@@ -43,14 +43,14 @@ class Patience(Entry):
     positional = ("patience",)
     example = "patience(5, monitor=val_loss)"
     patience: PositiveInt
-    monitor: Literal["loss", "val_loss", "accuracy", "val_accuracy"] = "val_loss"
+    monitor: Monitor = "val_loss"
     min_delta: Annotated[Float, Field(ge=0.0)] = 0.0
-    mode: Literal["auto", "min", "max"] = "auto"
+    mode: Mode = "auto"
     restore_best: bool = True
 
     @property
     def higher_is_better(self) -> bool:
-        return self.mode == "max" or (self.mode == "auto" and "accuracy" in self.monitor)
+        return higher_is_better(self.monitor, self.mode)
 
 
 EARLY_STOPPING = {"patience": Patience}

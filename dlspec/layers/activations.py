@@ -3,14 +3,11 @@ Every constant is explicit in both outputs (EQUIVALENCE.md trap 6)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from ..registry import Float, PositiveFloat, ShapeError, fmt_shape, fn, lit
 from .base import LOGICAL, Layer, layer
 
 
 class Activation(Layer):
-    torch_functional: ClassVar[bool] = True
 
     def torch_forward(self, node, mod, xs):
         return self.torch_expr(xs[0])

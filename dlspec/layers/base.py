@@ -23,7 +23,6 @@ class Layer(Entry):
     arity: ClassVar[int | None] = 1  # how many input tensors; None means two or more
     keras_layout: ClassVar[str] = ANY  # the layout the Keras rendering expects its input in
     int_input: ClassVar[bool] = False  # takes integer tensors (token ids)
-    torch_functional: ClassVar[bool] = False  # no module: rendered as an expression in forward()
 
     # --- shapes and weights (batch dimension never included) ---
     def infer(self, shapes: list[Shape]) -> Shape:

@@ -15,7 +15,6 @@ class _Pool(Layer):
     op: ClassVar[str]  # "max" or "avg"
     positional = ("kernel", "stride")
     keras_layout = CHANNELS_LAST
-    torch_functional = False
 
     def _stride(self):
         return self.stride if self.stride is not None else self.kernel
@@ -56,7 +55,6 @@ AvgPool2d = _pool("avgpool2d", 2, "avg", "Mean over windows of [channels, height
 class _GlobalPool(Layer):
     op: ClassVar[str]
     keras_layout = CHANNELS_LAST
-    torch_functional = True
 
     def infer(self, shapes):
         s = want_rank(shapes, (2, 3), self.name)

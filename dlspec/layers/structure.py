@@ -18,7 +18,6 @@ class Flatten(Layer):
 
     name = "flatten"
     keras_layout = LOGICAL
-    torch_functional = True
 
     def infer(self, shapes):
         return (math.prod(shapes[0]),)
@@ -38,7 +37,6 @@ class Reshape(Layer):
     positional = ("shape",)
     example = "reshape((4, 16))"
     keras_layout = LOGICAL
-    torch_functional = True
     shape: tuple[Annotated[int, Field(ge=-1)], ...]
 
     def problem(self):
@@ -76,7 +74,6 @@ class Add(Layer):
 
     name = "add"
     arity = None
-    torch_functional = True
 
     def infer(self, shapes):
         _same_shapes("add", shapes)
@@ -96,7 +93,6 @@ class Concat(Layer):
     name = "concat"
     arity = None
     positional = ("axis",)
-    torch_functional = True
     axis: int = 0
 
     def infer(self, shapes):
