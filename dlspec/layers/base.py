@@ -23,6 +23,10 @@ class Layer(Entry):
     arity: ClassVar[int | None] = 1  # how many input tensors; None means two or more
     keras_layout: ClassVar[str] = ANY  # the layout the Keras rendering expects its input in
     int_input: ClassVar[bool] = False  # takes integer tensors (token ids)
+    # Classes the rendering needs in the generated file, each a template named after it in
+    # backends/templates/torch_layers/ or keras_layers/, written once before the model.
+    torch_classes: ClassVar[tuple[str, ...]] = ()
+    keras_classes: ClassVar[tuple[str, ...]] = ()
 
     # --- shapes and weights (batch dimension never included) ---
     def infer(self, shapes: list[Shape]) -> Shape:
@@ -56,6 +60,10 @@ class Layer(Entry):
         """The Keras layer for this node, named `node.name`; it holds the weights. `layout` is the
         layout its input arrives in (see `keras_axis`)."""
         raise NotImplementedError
+
+    def keras_call(self, node: Any, layer: str, xs: list[str]) -> str:
+        """How the Keras layer is applied to the input variables `xs`."""
+        return f"{layer}({xs[0]})" if self.arity == 1 else f"{layer}([{', '.join(xs)}])"
 
     def keras_prelude(self, node: Any, fresh: Any) -> list[tuple[str, str]]:
         """(name, layer) pairs applied before `keras_layer`, e.g. explicit padding. `fresh(base)`
