@@ -8,6 +8,7 @@ from pathlib import Path
 from . import ir
 from .diagnostics import Diagnostic, DlsError, Span, error
 from .graph import Graph, _Builder, build_all
+from .library import with_uses
 from .parser import parse
 from .training import Plan, plan
 
@@ -69,12 +70,13 @@ def read_source(path: str | Path) -> str:
 
 def check_text(text: str, filename: str = "<spec>") -> Checked:
     spec = parse(text)
-    graphs = build_all(spec)
-    builder = _Builder(spec)
     base = Path(filename).parent if Path(filename).is_file() else Path()
+    full = with_uses(spec, base)  # the spec with the blocks of its `use`d libraries
+    graphs = build_all(full)
+    builder = _Builder(full)
     training, why = None, None
     try:
-        training = plan(spec, graphs, lambda v: builder.value(v, {}), base)
+        training = plan(full, graphs, lambda v: builder.value(v, {}), base)
     except DlsError as exc:
         if spec.of(ir.Train):
             raise

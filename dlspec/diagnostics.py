@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +21,7 @@ class Span(BaseModel):
     column: int = 0
     end_line: int = 0
     end_column: int = 0
+    file: str = ""  # set for a span in another file than the spec's: a `use`d library
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Span)
@@ -33,7 +35,7 @@ class Span(BaseModel):
 
     def head(self, width: int) -> Span:
         """The first `width` characters of this span (e.g. a call's name)."""
-        return Span(line=self.line, column=self.column, end_line=self.line, end_column=self.column + width) if self.known else self
+        return self.model_copy(update={"end_line": self.line, "end_column": self.column + width}) if self.known else self
 
 
 NOWHERE = Span()
@@ -86,19 +88,30 @@ def _excerpt(source: str, span: Span) -> list[str]:
     return [f"  {span.line:>4} | {text}", "       | " + " " * (span.column - 1) + "^" * width]
 
 
+def _where(span: Span, filename: str, source: str | None) -> tuple[str, str | None]:
+    """The file a span is in and its text: the spec's, or a `use`d library's."""
+    if not span.file:
+        return _printable(filename), source
+    try:
+        return _printable(span.file), Path(span.file).read_text(encoding="utf-8")
+    except OSError:
+        return _printable(span.file), None
+
+
 def render(diag: Diagnostic, filename: str, source: str | None) -> str:
     """`file:line:col: error: message`, the source line with a caret under the span, the hint."""
-    filename = _printable(filename)
-    where = f"{filename}:{diag.span.line}:{diag.span.column}" if diag.span.known else filename
+    name, text = _where(diag.span, filename, source)
+    where = f"{name}:{diag.span.line}:{diag.span.column}" if diag.span.known else name
     out = [f"{where}: {diag.severity}: {_printable(diag.message)}"]
-    if source is not None:
-        out += _excerpt(source, diag.span)
+    if text is not None:
+        out += _excerpt(text, diag.span)
     if diag.related is not None:
         rspan, rmsg = diag.related
         if rspan.known:
-            out.append(f"{filename}:{rspan.line}:{rspan.column}: note: {_printable(rmsg)}")
-            if source is not None:
-                out += _excerpt(source, rspan)
+            rname, rtext = _where(rspan, filename, source)
+            out.append(f"{rname}:{rspan.line}:{rspan.column}: note: {_printable(rmsg)}")
+            if rtext is not None:
+                out += _excerpt(rtext, rspan)
     if diag.hint:
         out.append("  hint: " + _printable(diag.hint).replace("\n", "\n        "))
     return "\n".join(out)

@@ -120,7 +120,7 @@ class _Builder:
         self.expanding: list[str] = []  # the blocks being expanded, outermost first
         seen: dict[str, Span] = {}
         for item in spec.items:
-            if isinstance(item, ir.Train):
+            if isinstance(item, ir.Train | ir.Use):
                 continue
             if item.name in seen:
                 raise error(f"the name `{item.name}` is defined twice at the top level", item.span,
@@ -324,7 +324,8 @@ class _Builder:
             current, outputs = self.body(block.body, scope, args, (*path, inst), inst + "_", inputs, in_block=True)
         except DlsError as exc:  # say which call of the block went wrong (the innermost one)
             first, *rest = exc.diagnostics
-            if first.related is None and c.span.known:
+            # A library's error needs the call in the spec more than any other note.
+            if c.span.known and (first.related is None or first.span.file != c.span.file):
                 first = first.model_copy(update={"related": (c.span, f"in `{inst}`, this call of `{block.name}`")})
             raise DlsError([first, *rest]) from None
         finally:

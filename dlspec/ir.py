@@ -98,6 +98,13 @@ class Model(Node):
     body: tuple[Statement, ...] = ()
 
 
+class Use(Node):
+    """`use resnet` (a library shipped with dlspec) or `use "blocks.dls"` (a file, relative to the spec)."""
+
+    name: str
+    is_file: bool = False
+
+
 class Const(Node):
     name: str
     value: Value
@@ -107,7 +114,7 @@ class Train(Node):
     settings: tuple[Setting, ...] = ()
 
 
-Item = Const | Block | Model | Train
+Item = Use | Const | Block | Model | Train
 
 
 class Spec(Node):

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import unicodedata
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -59,14 +60,16 @@ def _lark() -> Lark:
     return Lark(grammar, parser="lalr", lexer="basic", postlex=_JoinLines(), propagate_positions=True, maybe_placeholders=True)
 
 
+_FILE: ContextVar[str] = ContextVar("file", default="")  # the file being parsed, when not the spec
+
+
 def _span(meta_or_tok) -> Span:
     m = meta_or_tok
-    if isinstance(m, Token):
-        return Span(line=m.line, column=m.column, end_line=m.end_line or m.line, end_column=m.end_column or m.column + 1)
-    if getattr(m, "empty", True):
+    if not isinstance(m, Token) and getattr(m, "empty", True):
         return Span()
     # The newline the postlexer adds at the end of the file has no position.
-    return Span(line=m.line, column=m.column, end_line=m.end_line or m.line, end_column=m.end_column or m.column + 1)
+    return Span(line=m.line, column=m.column, end_line=m.end_line or m.line, end_column=m.end_column or m.column + 1,
+                file=_FILE.get())
 
 
 @v_args(meta=True)
@@ -163,6 +166,11 @@ class _ToIR(Transformer):
 
     def param(self, meta, c):
         return ir.Param(name=str(c[0]), default=c[1], span=_span(c[0]))
+
+    def use_def(self, meta, c):
+        tok = c[0]
+        is_file = tok.type == "STRING"
+        return ir.Use(name=self.string(meta, [tok]) if is_file else str(tok), is_file=is_file, span=_span(tok))
 
     def const_def(self, meta, c):
         return ir.Const(name=str(c[0]), value=c[1], span=_span(c[0]))
@@ -265,9 +273,9 @@ MISTAKES: dict[tuple[str, str], list[str]] = {
     ],
 }
 
-_KEYWORDS = {"TRUE", "FALSE", "CONST", "BLOCK", "MODEL", "TRAIN", "INPUT", "OUTPUT", "REPEAT"}
+_KEYWORDS = {"TRUE", "FALSE", "CONST", "BLOCK", "MODEL", "TRAIN", "INPUT", "OUTPUT", "REPEAT", "USE"}
 _CLOSER = {"LPAR": ")", "LSQB": "]", "LBRACE": "}"}
-_TOP_LEVEL = re.compile(r"[ \t]*(model|block|const|train)\b(?![ \t]*:)")
+_TOP_LEVEL = re.compile(r"[ \t]*(model|block|const|train|use)\b(?![ \t]*:)")
 _CHAR_HINTS = {
     "'": "strings use double quotes",
     '"': "this string is not closed: a string ends with `\"` on the same line",
@@ -456,8 +464,10 @@ def _diagnose(text: str, err: UnexpectedInput) -> Diagnostic:
     return Diagnostic(message=message, span=f.span, hint=f"expected {_expected(f.accepts)}" if f.accepts else None)
 
 
-def parse(text: str) -> ir.Spec:
-    """Parse spec text into the IR, or raise `DlsError` with one diagnostic."""
+def parse(text: str, file: str = "") -> ir.Spec:
+    """Parse spec text into the IR, or raise `DlsError` with one diagnostic. `file` names a file
+    other than the spec's (a library), for the spans."""
+    token = _FILE.set(file)
     try:
         tree: Tree = _lark().parse(text)
         return _ToIR().transform(tree)
@@ -467,3 +477,5 @@ def parse(text: str) -> ir.Spec:
         if isinstance(err.orig_exc, DlsError):
             raise err.orig_exc from None
         raise
+    finally:
+        _FILE.reset(token)

@@ -128,9 +128,13 @@ def format_spec(spec: ir.Spec, source: str | None = None) -> str:
     blank = {n for n, text in enumerate((source or "").split("\n"), 1) if not text.strip()}
     w = _Writer(comments, blank)
     for i, item in enumerate(spec.items):
-        if i and not isinstance(item, ir.Const) or (i and not isinstance(spec.items[i - 1], ir.Const)):
+        one_line = (ir.Const, ir.Use)  # consecutive one-line items stay together
+        if i and not (isinstance(item, one_line) and type(spec.items[i - 1]) is type(item)):
             w.lines.append("")
         line = item.span.line
+        if isinstance(item, ir.Use):
+            w.emit(f"use {value(item.name) if item.is_file else item.name}", line, line, "")
+            continue
         if isinstance(item, ir.Const):
             w.emit(f"const {item.name} = {value(item.value)}", line, line, "")
             continue

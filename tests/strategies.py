@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 MAX_WIDTH, MAX_SIZE = 16, 12
 KINDS = ("image", "signal", "sequence", "tokens", "vector")
-KEYWORDS = {"true", "false", "const", "block", "model", "train", "input", "output", "repeat"}
+KEYWORDS = {"true", "false", "const", "block", "model", "train", "input", "output", "repeat", "use"}
 # Names that collide with what generated code defines or imports; spec names must not break it.
 TRICKY = ["torch", "nn", "F", "self", "layers", "ops", "keras", "np", "math", "SEED", "forward", "training", "eval",
           "to", "double", "parameters", "reset_parameters", "_h", "__h", "x_cl", "x_cf", "h_cl", "h_pad", "conv2d", "relu",

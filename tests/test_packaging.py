@@ -19,6 +19,7 @@ def test_wheel_installs_and_runs_from_elsewhere(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "dlspec/grammar/dls.lark" in names
     assert {"dlspec/backends/templates/torch.py.j2", "dlspec/backends/templates/keras.py.j2"} <= set(names)
+    assert "dlspec/stdlib/resnet.dls" in names, "the block library (`use resnet`) must ship"
     assert not any(n.startswith(("grammar/", "backends/", "tests/")) for n in names), "stray top-level packages"
 
     site = tmp_path / "site"
@@ -27,7 +28,7 @@ def test_wheel_installs_and_runs_from_elsewhere(tmp_path):
     assert install.returncode == 0, install.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    (elsewhere / "net.dls").write_text((ROOT / "specs" / "demo.dls").read_text())
+    (elsewhere / "net.dls").write_text("use resnet\n\n" + (ROOT / "specs" / "demo.dls").read_text())
     env = {**os.environ, "PYTHONPATH": str(site)}
     where = subprocess.run([sys.executable, "-c", "import dlspec.backends; print(dlspec.backends.__file__)"],
                            check=False, capture_output=True, text=True, cwd=elsewhere, env=env)
