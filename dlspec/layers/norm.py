@@ -1,16 +1,37 @@
 """Normalization and dropout. Epsilon and momentum are fixed by dlspec and printed in both outputs
 (EQUIVALENCE.md trap 5): `momentum` is PyTorch's, the weight of the new batch statistic; Keras
-receives 1 − momentum."""
+receives 1 − momentum. Every normalization here divides by sqrt(variance + eps), with the biased
+variance of what it normalizes, in both frameworks."""
 
 from __future__ import annotations
 
-from ..registry import PositiveFloat, Rate, fn
-from .base import CHANNELS_LAST, LOGICAL, Layer, layer, want_rank
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+
+from ..registry import PositiveFloat, PositiveInt, Rate, ShapeError, fmt_shape, fn
+from .base import CHANNELS_LAST, LOGICAL, Layer, keras_axis, layer
+
+_CHANNEL_SHAPES = {1: "[C]", 2: "[C, L]", 3: "[C, H, W]", 4: "[C, D, H, W]"}
+
+
+def _channels_first(shapes, ranks: tuple[int, ...], what: str, hint: str | None = None):
+    s = shapes[0]
+    if len(s) not in ranks:
+        wanted = ", ".join(_CHANNEL_SHAPES[r] for r in ranks[:-1]) + f" or {_CHANNEL_SHAPES[ranks[-1]]}"
+        raise ShapeError(f"{what} expects an input of shape {wanted} (channels first), got {fmt_shape(s)}", hint)
+    return s
+
+
+def _affine(shapes):
+    c = shapes[0][0]
+    return {"weight": (c,), "bias": (c,)}
 
 
 @layer
 class BatchNorm(Layer):
-    """Normalizes each channel over the batch (and spatial positions): [C], [C, L] or [C, H, W]."""
+    """Normalizes each channel over the batch (and spatial positions): [C], [C, L], [C, H, W] or
+    [C, D, H, W]."""
 
     name = "batchnorm"
     keras_layout = CHANNELS_LAST
@@ -21,18 +42,17 @@ class BatchNorm(Layer):
         return None if self.momentum > 0 else "momentum must be above 0"
 
     def infer(self, shapes):
-        return want_rank(shapes, (1, 2, 3), "batchnorm")
+        return _channels_first(shapes, (1, 2, 3, 4), "batchnorm")
 
     def weights(self, shapes):
-        c = shapes[0][0]
-        return {"weight": (c,), "bias": (c,)}
+        return _affine(shapes)
 
     def buffers(self, shapes):
         c = shapes[0][0]
         return {"running_mean": (c,), "running_var": (c,)}
 
     def torch_module(self, node):
-        kind = "2d" if len(node.in_shapes[0]) == 3 else "1d"
+        kind = {1: "1d", 2: "1d", 3: "2d", 4: "3d"}[len(node.in_shapes[0])]
         return fn(f"nn.BatchNorm{kind}", node.in_shapes[0][0], eps=self.eps, momentum=self.momentum)
 
     def keras_layer(self, node, layout):
@@ -45,29 +65,135 @@ class BatchNorm(Layer):
         return dict(zip(("weight", "bias", "running_mean", "running_var"), ws))
 
 
+def _axes(v):
+    return (v,) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
 @layer
 class LayerNorm(Layer):
-    """Normalizes each position over its last axis (features), with a learned scale and shift."""
+    """Normalizes each example over `axes` (its last axis unless given), with a learned scale and
+    shift of the normalized axes' shape. The axes must be the trailing ones (PyTorch's LayerNorm
+    normalizes the last dimensions): `axes=(-2, -1)`, or `axes=(0, 1, 2)` for all of a [C, H, W]."""
 
     name = "layernorm"
-    keras_layout = LOGICAL
+    keras_layout = LOGICAL  # Keras normalizes the same (channels-first) axes, so its gamma has torch's shape
     eps: PositiveFloat = 1e-5
+    axes: Annotated[tuple[int, ...], BeforeValidator(_axes), Field(min_length=1)] = (-1,)
+
+    def normalized(self, shape) -> tuple[int, ...]:
+        """The normalized axes, counted from 0, ascending."""
+        rank = len(shape)
+        for a in self.axes:
+            if not -rank <= a < rank:
+                raise ShapeError(f"layernorm axis {a} is out of range for an input of shape {fmt_shape(shape)}",
+                                 hint=f"axes count from 0 (or from -1 at the end) without the batch; this input has {rank}")
+        axes = sorted({a % rank for a in self.axes})
+        if len(axes) != len(self.axes):
+            raise ShapeError(f"layernorm axes {self.axes} name the same axis twice for an input of shape {fmt_shape(shape)}")
+        if axes != list(range(rank - len(axes), rank)):
+            want = tuple(range(-len(axes), 0))
+            raise ShapeError(f"layernorm normalizes trailing axes only; axes {self.axes} of {fmt_shape(shape)} are not the last {len(axes)}",
+                             hint=f"use axes={want} (PyTorch's LayerNorm normalizes the last dimensions); "
+                                  "to normalize each channel over its positions use instancenorm()")
+        return tuple(axes)
+
+    def infer(self, shapes):
+        self.normalized(shapes[0])
+        return shapes[0]
 
     def weights(self, shapes):
-        d = shapes[0][-1]
-        return {"weight": (d,), "bias": (d,)}
+        d = tuple(shapes[0][a] for a in self.normalized(shapes[0]))
+        return {"weight": d, "bias": d}
 
     def torch_module(self, node):
-        return fn("nn.LayerNorm", node.in_shapes[0][-1], eps=self.eps)
+        d = self.weights(node.in_shapes)["weight"]
+        return fn("nn.LayerNorm", d[0] if len(d) == 1 else d, eps=self.eps)
 
     def keras_layer(self, node, layout):
-        return fn("layers.LayerNormalization", axis=-1, epsilon=self.eps, name=node.name)
+        s = node.in_shapes[0]
+        axes = self.normalized(s)
+        axis = -1 if len(axes) == 1 else tuple(keras_axis(a, len(s), LOGICAL) for a in axes)
+        return fn("layers.LayerNormalization", axis=axis, epsilon=self.eps, name=node.name)
+
+    # Keras's gamma and beta have the sizes of the (sorted) normalized axes: PyTorch's shape.
+    def to_keras(self, node, w):
+        return [w["weight"], w["bias"]]
+
+    def from_keras(self, node, ws):
+        return {"weight": ws[0], "bias": ws[1]}
+
+
+@layer
+class GroupNorm(Layer):
+    """Splits the C channels into `groups` groups of C/groups consecutive channels and normalizes
+    each group of each example over its channels and positions, then scales and shifts each
+    channel (learned, per channel): [C] or [C, *spatial]."""
+
+    name = "groupnorm"
+    positional = ("groups",)
+    example = "groupnorm(4)"
+    keras_layout = CHANNELS_LAST
+    groups: PositiveInt
+    eps: PositiveFloat = 1e-5
+
+    def infer(self, shapes):
+        s = _channels_first(shapes, (1, 2, 3, 4), "groupnorm")
+        if s[0] % self.groups:
+            fits = [g for g in range(1, s[0] + 1) if s[0] % g == 0]
+            raise ShapeError(f"groupnorm({self.groups}) needs a channel count divisible by {self.groups}, but the input "
+                             f"{fmt_shape(s)} has {s[0]} channels",
+                             hint=f"groups must divide the channels: {s[0]} channels allow groups {', '.join(map(str, fits))}")
+        return s
+
+    def weights(self, shapes):
+        return _affine(shapes)
+
+    def torch_module(self, node):
+        return fn("nn.GroupNorm", self.groups, node.in_shapes[0][0], eps=self.eps, affine=True)
+
+    def keras_layer(self, node, layout):
+        return fn("layers.GroupNormalization", groups=self.groups, axis=-1, epsilon=self.eps, center=True, scale=True,
+                  name=node.name)
 
     def to_keras(self, node, w):
         return [w["weight"], w["bias"]]
 
     def from_keras(self, node, ws):
         return {"weight": ws[0], "bias": ws[1]}
+
+
+@layer
+class InstanceNorm(Layer):
+    """Normalizes each channel of each example over its positions ([C, L], [C, H, W] or
+    [C, D, H, W]), then, with `affine`, scales and shifts each channel (learned). It keeps no
+    running statistics: inference normalizes exactly as training does. Group norm with one
+    channel per group."""
+
+    name = "instancenorm"
+    keras_layout = CHANNELS_LAST
+    eps: PositiveFloat = 1e-5
+    affine: bool = True
+
+    def infer(self, shapes):
+        return _channels_first(shapes, (2, 3, 4), "instancenorm",
+                               hint="instancenorm normalizes each channel over its positions; a [C] input has one per channel")
+
+    def weights(self, shapes):
+        return _affine(shapes) if self.affine else {}
+
+    def torch_module(self, node):
+        s = node.in_shapes[0]
+        return fn(f"nn.InstanceNorm{len(s) - 1}d", s[0], eps=self.eps, affine=self.affine, track_running_stats=False)
+
+    def keras_layer(self, node, layout):
+        return fn("layers.GroupNormalization", groups=node.in_shapes[0][0], axis=-1, epsilon=self.eps,
+                  center=self.affine, scale=self.affine, name=node.name)
+
+    def to_keras(self, node, w):
+        return [w["weight"], w["bias"]] if self.affine else []
+
+    def from_keras(self, node, ws):
+        return {"weight": ws[0], "bias": ws[1]} if self.affine else {}
 
 
 @layer
@@ -85,5 +211,3 @@ class Dropout(Layer):
 
     def keras_layer(self, node, layout):
         return fn("layers.Dropout", self.rate, name=node.name)
-
-
