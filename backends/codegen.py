@@ -38,6 +38,14 @@ def class_name(name: str) -> str:
     return ident(name[:1].upper() + name[1:])
 
 
+def builder_name(checked: Checked, graph: Graph) -> str:
+    """`build_model` for the model the train section trains; `build_<name>` for the others (a GAN's
+    second model, say)."""
+    if graph.name == checked.graph.name:
+        return "build_model"
+    return ident("build_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", graph.name).lower())
+
+
 class Generator:
     target: str
     template: str
@@ -100,12 +108,14 @@ class Generator:
             "kernels": self.kernels(),
             "plateau": p.schedule if p.schedule.per_epoch else None,
             "augmentations": list(p.augment),
-            "layer_classes": sorted({f"{self.target}_layers/{c}.py.j2" for n in self.graph.nodes
+            "layer_classes": sorted({f"{self.target}_layers/{c}.py.j2" for g in self.checked.graphs for n in g.nodes
                                      for c in getattr(n.layer, f"{self.target}_classes")}),
             "clip_norm": lit(p.clip_norm) if p.clip_norm else None,
             "clip_value": lit(p.clip_value) if p.clip_value else None,
             **self.data_context(),
-            **self.model_context(),
+            # Every model of the spec, the trained one first.
+            "models": [{"class_name": class_name(g.name), "builder": builder_name(self.checked, g), **self.model_context(g)}
+                       for g in sorted(self.checked.graphs, key=lambda g: g is not self.graph)],
             **self.training_context(),
         }
 
@@ -115,7 +125,7 @@ class Generator:
         return [(n.name, w) for n in self.graph.nodes if "init" in type(n.layer).model_fields
                 for w in n.layer.weights(list(n.in_shapes)) if not w.startswith("bias")]
 
-    def model_context(self) -> dict:
+    def model_context(self, g: Graph) -> dict:
         raise NotImplementedError
 
     def training_context(self) -> dict:
@@ -124,7 +134,7 @@ class Generator:
     def render(self) -> str:
         context = self.context()
         context["loss_source"] = _ENV.get_template(context["loss_template"]).render(loss=context["loss"]).strip()
-        context["uses_functional"] = context.get("uses_functional", False) or "F." in context["loss_source"]
+        context["uses_functional"] = any(m.get("uses_functional") for m in context["models"]) or "F." in context["loss_source"]
         text = _ENV.get_template(self.template).render(**context)
         return "\n".join(wrap(line) for line in text.split("\n"))
 

@@ -21,8 +21,7 @@ class KerasGenerator(Generator):
     template = "keras.py.j2"
     expr = KERAS_EXPR
 
-    def model_context(self):
-        g = self.graph
+    def model_context(self, g):
         self.lines: list[str] = []
         self.layout: dict[str, str] = {}
         self.converted: dict[tuple[str, str], str] = {}

@@ -13,8 +13,7 @@ class TorchGenerator(Generator):
     template = "torch.py.j2"
     expr = TORCH_EXPR
 
-    def model_context(self):
-        g = self.graph
+    def model_context(self, g):
         modules, init, forward = [], [], []
         for n in g.nodes:
             name = ident(n.name)

@@ -87,17 +87,22 @@ def randomize(torch_model, seed: int) -> None:
                 t.copy_(0.5 * torch.randn(t.shape, generator=gen, dtype=t.dtype))
 
 
-def build_pair(checked: Checked, dtype: str = "float64", seed: int = 0):
-    """(torch model, keras model) built from the generated code, with the same random weights."""
+def build_pair(checked: Checked, dtype: str = "float64", seed: int = 0, graph: Graph | None = None):
+    """(torch model, keras model) of `graph` (default: the trained model) built from the generated
+    code, with the same random weights."""
     import torch
 
+    from .backends.codegen import builder_name
+
+    graph = graph or checked.graph
     with tempfile.TemporaryDirectory(prefix="dlspec-") as folder:  # imported, the files are no longer needed
         torch_mod, keras_mod = load_generated(checked, "torch", folder), load_generated(checked, "keras", folder)
-    torch_model = torch_mod.build_model().to(getattr(torch, dtype)).eval()
+    build = builder_name(checked, graph)
+    torch_model = getattr(torch_mod, build)().to(getattr(torch, dtype)).eval()
     randomize(torch_model, seed)
     with keras_floatx(dtype):
-        keras_model = keras_mod.build_model()
-    torch_to_keras(checked.graph, torch_model, keras_model)
+        keras_model = getattr(keras_mod, build)()
+    torch_to_keras(graph, torch_model, keras_model)
     return torch_model, keras_model
 
 
@@ -121,9 +126,10 @@ def compare(names: list[str], t_out: list[np.ndarray], k_out: list[np.ndarray]) 
     return diffs
 
 
-def verify(checked: Checked, dtype: str = "float64", batch: int = 4, seed: int = 0) -> Report:
-    graph = checked.graph
-    torch_model, keras_model = build_pair(checked, dtype, seed)
+def verify(checked: Checked, dtype: str = "float64", batch: int = 4, seed: int = 0, graph: Graph | None = None) -> Report:
+    """The comparison for `graph` (default: the trained model)."""
+    graph = graph or checked.graph
+    torch_model, keras_model = build_pair(checked, dtype, seed, graph)
     t_out, k_out = run_pair(graph, torch_model, keras_model, random_inputs(graph, batch, seed, dtype))
     params = {"dlspec torch": graph.params("torch"), "torch": torch_param_count(torch_model),
               "dlspec keras": graph.params("keras"), "keras": keras_param_count(keras_model)}

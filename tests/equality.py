@@ -30,11 +30,12 @@ def spec_of(body: str) -> str:
     return f"model Net {{\n{body}\n}}\n\ntrain {{\n  data: synthetic(task=regression)\n  loss: mse()\n}}\n"
 
 
-def assert_same_function(text: str, seed: int = 0) -> None:
+def assert_same_function(text: str, seed: int = 0, graph: str | None = None) -> None:
+    """The spec's model (or its model named `graph`) is one function in both outputs."""
     keras.backend.clear_session()  # otherwise Keras slows down as models accumulate
     checked = check_text(text)
-    graph = checked.graph
-    torch_model, keras_model = build_pair(checked, "float64", seed)
+    graph = next(g for g in checked.graphs if g.name == graph) if graph else checked.graph
+    torch_model, keras_model = build_pair(checked, "float64", seed, graph)
     t_out, k_out = run_pair(graph, torch_model, keras_model, random_inputs(graph, BATCH, seed, "float64"))
     for name, t, k in zip(graph.outputs, t_out, k_out, strict=True):
         assert t.shape == k.shape == (BATCH, *graph.shape_of(name)), name
