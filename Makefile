@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/dls run specs/demo.dls --out runs/demo
 
 test: $(STAMP)
+	@command -v dot >/dev/null || { echo "make test needs Graphviz's dot program (dls graph): apt install graphviz, or brew install graphviz" >&2; exit 1; }
 	$(BIN)/pytest -n 2 -q
 
 bench: $(STAMP)

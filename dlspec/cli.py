@@ -133,6 +133,37 @@ def fmt(spec: SpecArg,
 
 
 @app.command()
+def graph(spec: SpecArg,
+          output: Annotated[Path | None, typer.Option("--output", "-o", help="picture to write: .svg, .png, .pdf, "
+                                                      "or .dot/.gv for the DOT text (default: print the DOT text)")] = None,
+          model: Annotated[str | None, typer.Option("--model", "-m", help="draw only this model (default: all)")] = None):
+    """Draw the model: layers with their shapes, block instances as groups, residual and concat edges."""
+    from . import drawing
+
+    checked = _load(spec)
+    try:
+        fmt = drawing.output_format(output) if output is not None else "dot"
+        graphs = drawing.pick(checked.graphs, model)
+    except DlsError as exc:
+        fail(exc.diagnostics, str(spec), checked.source)
+    dot = drawing.to_dot(graphs)
+    try:
+        data = drawing.render(dot, fmt)
+    except drawing.GraphvizMissing:
+        err.print(f"error: drawing {output} needs Graphviz's `dot` program, which is not on PATH\n"
+                  f"  hint: {drawing.INSTALL_HINT}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except drawing.RenderFailed as exc:
+        err.print(f"error: Graphviz's `dot` could not draw {output}: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    if output is None:
+        sys.stdout.write(data.decode("utf-8"))
+    else:
+        drawing.write_bytes_atomically(output, data)
+        err.print(f"wrote {output}")
+
+
+@app.command()
 def run(spec: SpecArg,
         backend: Annotated[Target, typer.Option("--backend", "-b", help="torch or keras")] = Target.torch,
         epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="override the spec's epochs")] = None,
