@@ -9,7 +9,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
-from ..registry import CallValue, NonNegInt, PositiveInt, ShapeError, fmt_shape, fn, lit
+from ..registry import CallValue, Code, NonNegInt, PositiveInt, ShapeError, fmt_shape, fn, lit
 from .base import CHANNELS_LAST, Layer, init_weight_and_bias, initializer_args, layer, want_rank
 
 
@@ -42,12 +42,18 @@ class _Conv(Layer):
     positional = ("filters", "kernel")
     keras_layout = CHANNELS_LAST
 
+    def out_channels(self, channels: int) -> int:
+        return self.filters
+
+    def group_count(self, channels: int) -> int:
+        return self.groups
+
     def problem(self):
         if isinstance(self.padding, tuple) and len(self.padding) != self.dims:
             return f"padding needs {self.dims} value(s), one per spatial axis, got {len(self.padding)}"
         if max(self.stride) > 1 and max(self.dilation) > 1:
             return "stride and dilation cannot both be above 1 (Keras cannot express it)"
-        if self.filters % self.groups:
+        if getattr(self, "groups", 1) > 1 and self.filters % self.groups:
             return f"filters ({self.filters}) must be a multiple of groups ({self.groups})"
         return None
 
@@ -57,28 +63,36 @@ class _Conv(Layer):
                 for i in range(self.dims)]
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), f"conv{self.dims}d")
-        if s[0] % self.groups:
-            raise ShapeError(f"conv{self.dims}d with groups={self.groups} needs input channels divisible by {self.groups}, got {s[0]}")
+        s = want_rank(shapes, (self.dims + 1,), self.name)
+        groups = self.group_count(s[0])
+        if s[0] % groups:
+            raise ShapeError(f"{self.name} with groups={groups} needs input channels divisible by {groups}, got {s[0]}",
+                             hint=f"give the layer before it a multiple of {groups} channels, or change `groups`")
         pads = self.pads(s[1:])
         out = tuple(out_size(s[1 + i], pads[i], self.kernel[i], self.stride[i], self.dilation[i]) for i in range(self.dims))
         if min(out) < 1:
-            raise ShapeError(f"conv{self.dims}d with kernel {self.kernel} leaves no output for the input {fmt_shape(s)}",
-                             hint="use a smaller kernel or `padding=same`")
-        return (self.filters, *out)
+            span = tuple((k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation))
+            raise ShapeError(f"{self.name} with kernel {_show(self.kernel)} (spanning {_show(span)} with its dilation) "
+                             f"is larger than its padded input {fmt_shape(s)}, so it has no output position",
+                             hint="use a smaller kernel or dilation, or `padding=same`")
+        return (self.out_channels(s[0]), *out)
 
     def weights(self, shapes):
-        w = {"weight": (self.filters, shapes[0][0] // self.groups, *self.kernel)}
-        return w | {"bias": (self.filters,)} if self.bias else w
+        c = shapes[0][0]
+        w = {"weight": (self.out_channels(c), c // self.group_count(c), *self.kernel)}
+        return w | {"bias": (self.out_channels(c),)} if self.bias else w
 
     def _symmetric(self, node) -> bool:
         return all(lo == hi for lo, hi in self.pads(node.in_shapes[0][1:]))
 
+    def torch_padding(self, node):
+        """The `padding=` of the PyTorch module; an asymmetric padding is done by `F.pad` instead."""
+        return tuple(lo for lo, _ in self.pads(node.in_shapes[0][1:])) if self._symmetric(node) else 0
+
     def torch_module(self, node):
-        pads = self.pads(node.in_shapes[0][1:])
-        padding = tuple(lo for lo, _ in pads) if self._symmetric(node) else 0
-        return fn(f"nn.Conv{self.dims}d", node.in_shapes[0][0], self.filters, kernel_size=self.kernel, stride=self.stride,
-                  padding=padding, dilation=self.dilation, groups=self.groups, bias=self.bias)
+        c = node.in_shapes[0][0]
+        return fn(f"nn.Conv{self.dims}d", c, self.out_channels(c), kernel_size=self.kernel, stride=self.stride,
+                  padding=self.torch_padding(node), dilation=self.dilation, groups=self.group_count(c), bias=self.bias)
 
     def torch_forward(self, node, mod, xs):
         if self._symmetric(node):
@@ -130,6 +144,10 @@ class _Conv(Layer):
         return {"weight": ws[0].transpose(perm)} | ({"bias": ws[1]} if self.bias else {})
 
 
+def _show(v: tuple[int, ...]) -> str:
+    return str(v[0]) if len(v) == 1 else str(v)
+
+
 Padding = Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, ...]
 
 
@@ -169,3 +187,188 @@ class Conv2d(_Conv):
     init: str | CallValue | None = None
 
 
+
+
+@layer
+class Conv3d(_Conv):
+    """3-D convolution: [channels, depth, height, width] → [filters, depth', height', width']."""
+
+    name = "conv3d"
+    dims = 3
+    example = "conv3d(16, 3, padding=same)"
+    filters: PositiveInt
+    kernel: _ints(3, 1)
+    stride: _ints(3, 1) = (1, 1, 1)
+    padding: Padding = "valid"
+    dilation: _ints(3, 1) = (1, 1, 1)
+    groups: PositiveInt = 1
+    bias: bool = True
+    activation: str | CallValue | None = None
+    init: str | CallValue | None = None
+
+
+def _init_depthwise(node, target: str, channels: int, multiplier: int, kernel: tuple[int, ...]) -> str:
+    """Initializes a PyTorch depthwise weight (C·M, 1, *k) seen as (M, C, *k), whose fans are Keras's
+    (fan_in = k·C, fan_out = k·M), so both draw from one distribution. Orthogonal reads the weight
+    as PyTorch lays it out."""
+    if node.init.name == "orthogonal":
+        return node.init.torch(target)
+    return node.init.torch(f"{target}.view({channels}, {multiplier}, {', '.join(map(str, kernel))}).transpose(0, 1)")
+
+
+def _depthwise_to_keras(w, channels: int, multiplier: int, dims: int):
+    # (C·M, 1, *k) → (C, M, *k) → (*k, C, M): output channel c·M + m in both.
+    return w.reshape(channels, multiplier, *w.shape[2:]).transpose(*range(2, 2 + dims), 0, 1)
+
+
+def _depthwise_from_keras(k, dims: int):
+    channels, multiplier = k.shape[-2:]
+    return k.transpose(dims, dims + 1, *range(dims)).reshape(channels * multiplier, 1, *k.shape[:dims])
+
+
+class _Depthwise(_Conv):
+    positional = ("kernel",)
+
+    def out_channels(self, channels):
+        return channels * self.multiplier
+
+    def group_count(self, channels):
+        return channels
+
+    def torch_init(self, node, mod):
+        c = node.in_shapes[0][0]
+        lines = [_init_depthwise(node, f"{mod}.weight", c, self.multiplier, self.kernel)]
+        return lines + ([f"nn.init.zeros_({mod}.bias)"] if self.bias else [])
+
+    def keras_layer(self, node, layout):
+        strides = self._keras_geometry(node)[2]
+        return fn(f"layers.DepthwiseConv{self.dims}D", self.kernel, strides=strides, padding="valid",
+                  depth_multiplier=self.multiplier, dilation_rate=self.dilation, use_bias=self.bias,
+                  depthwise_initializer=Code(node.init.keras()), **({"bias_initializer": Code('"zeros"')} if self.bias else {}),
+                  name=node.name)
+
+    def to_keras(self, node, w):
+        return [_depthwise_to_keras(w["weight"], node.in_shapes[0][0], self.multiplier, self.dims)] + ([w["bias"]] if self.bias else [])
+
+    def from_keras(self, node, ws):
+        return {"weight": _depthwise_from_keras(ws[0], self.dims)} | ({"bias": ws[1]} if self.bias else {})
+
+
+_DEPTHWISE_DOC = """Depthwise {d}-D convolution: each input channel is convolved with its own `multiplier`
+filters and never mixed with the others: [channels, {axes}] → [channels · multiplier, {axes}'].
+Output channel c · multiplier + m is filter m of channel c (PyTorch's `groups=channels`, Keras's
+`DepthwiseConv{d}D`). Initializer fans are Keras's: fan_in = kernel size · channels, fan_out =
+kernel size · multiplier."""
+
+
+@layer
+class DepthwiseConv1d(_Depthwise):
+    __doc__ = _DEPTHWISE_DOC.format(d=1, axes="length")
+    name = "depthwise_conv1d"
+    dims = 1
+    example = "depthwise_conv1d(3, padding=same)"
+    kernel: _ints(1, 1)
+    stride: _ints(1, 1) = (1,)
+    padding: Padding = "valid"
+    dilation: _ints(1, 1) = (1,)
+    multiplier: PositiveInt = 1
+    bias: bool = True
+    activation: str | CallValue | None = None
+    init: str | CallValue | None = None
+
+
+@layer
+class DepthwiseConv2d(_Depthwise):
+    __doc__ = _DEPTHWISE_DOC.format(d=2, axes="height, width")
+    name = "depthwise_conv2d"
+    dims = 2
+    example = "depthwise_conv2d(3, padding=same)"
+    kernel: _ints(2, 1)
+    stride: _ints(2, 1) = (1, 1)
+    padding: Padding = "valid"
+    dilation: _ints(2, 1) = (1, 1)
+    multiplier: PositiveInt = 1
+    bias: bool = True
+    activation: str | CallValue | None = None
+    init: str | CallValue | None = None
+
+
+class _Separable(_Conv):
+    torch_classes = ("conv_separable",)
+
+    def group_count(self, channels):
+        return 1  # the shape rule's: the depthwise step groups by channel, which always divides
+
+    def weights(self, shapes):
+        c, k = shapes[0][0], self.kernel
+        w = {"depthwise.weight": (c * self.multiplier, 1, *k), "pointwise.weight": (self.filters, c * self.multiplier, *(1,) * self.dims)}
+        return w | {"pointwise.bias": (self.filters,)} if self.bias else w
+
+    def torch_module(self, node):
+        return fn("SeparableConv", Code(f"nn.Conv{self.dims}d"), node.in_shapes[0][0], self.filters, kernel_size=self.kernel,
+                  stride=self.stride, padding=self.torch_padding(node), dilation=self.dilation, multiplier=self.multiplier,
+                  bias=self.bias)
+
+    def torch_init(self, node, mod):
+        c = node.in_shapes[0][0]
+        lines = [_init_depthwise(node, f"{mod}.depthwise.weight", c, self.multiplier, self.kernel), node.init.torch(f"{mod}.pointwise.weight")]
+        return lines + ([f"nn.init.zeros_({mod}.pointwise.bias)"] if self.bias else [])
+
+    def keras_layer(self, node, layout):
+        strides = self._keras_geometry(node)[2]
+        init = Code(node.init.keras())
+        return fn(f"layers.SeparableConv{self.dims}D", self.filters, self.kernel, strides=strides, padding="valid",
+                  depth_multiplier=self.multiplier, dilation_rate=self.dilation, use_bias=self.bias,
+                  depthwise_initializer=init, pointwise_initializer=init,
+                  **({"bias_initializer": Code('"zeros"')} if self.bias else {}), name=node.name)
+
+    def to_keras(self, node, w):
+        c, d = node.in_shapes[0][0], self.dims
+        pointwise = w["pointwise.weight"].transpose(*range(2, 2 + d), 1, 0)
+        return [_depthwise_to_keras(w["depthwise.weight"], c, self.multiplier, d), pointwise] + ([w["pointwise.bias"]] if self.bias else [])
+
+    def from_keras(self, node, ws):
+        d = self.dims
+        w = {"depthwise.weight": _depthwise_from_keras(ws[0], d), "pointwise.weight": ws[1].transpose(d + 1, d, *range(d))}
+        return w | ({"pointwise.bias": ws[2]} if self.bias else {})
+
+
+_SEPARABLE_DOC = """Depthwise separable {d}-D convolution: a depthwise convolution (`multiplier` filters per
+input channel, no bias) then a pointwise 1×1 convolution to `filters` channels, with the one
+bias: [channels, {axes}] → [filters, {axes}'] (Keras's `SeparableConv{d}D`). Weights
+`depthwise.weight` [channels · multiplier, 1, *kernel], `pointwise.weight` and `pointwise.bias`;
+`init` initializes both kernels (the depthwise one with Keras's fans, as `depthwise_conv{d}d`)."""
+
+
+@layer
+class SeparableConv1d(_Separable):
+    __doc__ = _SEPARABLE_DOC.format(d=1, axes="length")
+    name = "separable_conv1d"
+    dims = 1
+    example = "separable_conv1d(32, 3, padding=same)"
+    filters: PositiveInt
+    kernel: _ints(1, 1)
+    stride: _ints(1, 1) = (1,)
+    padding: Padding = "valid"
+    dilation: _ints(1, 1) = (1,)
+    multiplier: PositiveInt = 1
+    bias: bool = True
+    activation: str | CallValue | None = None
+    init: str | CallValue | None = None
+
+
+@layer
+class SeparableConv2d(_Separable):
+    __doc__ = _SEPARABLE_DOC.format(d=2, axes="height, width")
+    name = "separable_conv2d"
+    dims = 2
+    example = "separable_conv2d(32, 3, padding=same)"
+    filters: PositiveInt
+    kernel: _ints(2, 1)
+    stride: _ints(2, 1) = (1, 1)
+    padding: Padding = "valid"
+    dilation: _ints(2, 1) = (1, 1)
+    multiplier: PositiveInt = 1
+    bias: bool = True
+    activation: str | CallValue | None = None
+    init: str | CallValue | None = None
