@@ -146,7 +146,7 @@ def graph(spec: SpecArg,
         graphs = drawing.pick(checked.graphs, model)
     except DlsError as exc:
         fail(exc.diagnostics, str(spec), checked.source)
-    dot = drawing.to_dot(graphs)
+    dot = drawing.to_dot(graphs, title=spec.name)
     try:
         data = drawing.render(dot, fmt)
     except drawing.GraphvizMissing:

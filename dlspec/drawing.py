@@ -7,6 +7,7 @@ are their own shapes; block instances are nested clusters; the edges into an `ad
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -157,18 +158,29 @@ def _draw_model(dot: graphviz.Digraph, g: Graph, prefix: str) -> None:
         style = (_MERGE_EDGE.get(b.op, _OTHER_MERGE_EDGE)) if b.merge else {}
         for src in b.inputs:
             dot.edge(nid(src), nid(b.id), **style)
+    ops = {n.name: n.op for n in g.nodes}
     for k, name in enumerate(g.outputs):
         out = f"{prefix}output {k}"
-        dot.node(out, _label("output", name, bold=True), shape="house", fillcolor=_FILL["output"],
-                 tooltip=f"output {name}")
+        named = name in ops and not _automatic(name, ops[name])
+        label = _label("output", name) if named or len(g.outputs) > 1 else "<<b>output</b>>"
+        dot.node(out, label, shape="house", fillcolor=_FILL["output"], tooltip=f"output {name}")
         dot.edge(nid(name), out)
 
 
+def _automatic(name: str, op: str) -> bool:
+    """Whether a node's name is one dlspec made up (`dense`, `dense_2`, `dense_2_tanh`) rather than the
+    spec's `-> name`; only the spec's names say something worth printing."""
+    return bool(re.fullmatch(rf"(\w+_)?{re.escape(op)}(_\d+)?", name))
+
+
 def to_dot(graphs: Sequence[Graph], title: str | None = None) -> graphviz.Digraph:
-    """The picture of `graphs` as DOT. One model is drawn on its own; several each in a cluster."""
-    dot = graphviz.Digraph(name=title or graphs[0].name)
-    dot.attr(rankdir="TB", fontname="Helvetica", newrank="true", nodesep="0.3", ranksep="0.35",
-             label=title or f"model {graphs[0].name}", labelloc="t", fontsize="16")
+    """The picture of `graphs` as DOT. One model is drawn on its own, titled `model <name>`; several
+    each in a cluster so titled, under `title` (the spec's file name) if given."""
+    single = len(graphs) == 1
+    dot = graphviz.Digraph(name=graphs[0].name if single else title or "models")
+    dot.attr(rankdir="TB", fontname="Helvetica", newrank="true", nodesep="0.3", ranksep="0.35", labelloc="t", fontsize="16")
+    if single or title:
+        dot.attr(label=f"model {graphs[0].name}" if single else title)
     dot.attr("node", shape="box", style="rounded,filled", fontname="Helvetica", fontsize="12", margin="0.15,0.05")
     dot.attr("edge", color="#444444", arrowsize="0.7")
     if len(graphs) == 1:

@@ -76,7 +76,7 @@ def test_calls_are_drawn_as_written():
     root = svg_of(check_file(ROOT / "specs" / "two_branch_cnn.dls").graphs)
     words = set(texts(root))
     assert {"conv2d(8, 3, padding=same, activation=relu)", "conv2d(4, 3, padding=same, dilation=2, activation=relu)",
-            "concat()", "reshape((20, 16))", "[20, 8, 8]", "input image", "[1, 8, 8]"} <= words
+            "concat()", "reshape((20, 16))", "[20, 8, 8]", "input image", "[1, 8, 8]", "output", "probs"} <= words
     # Three edges into the concat, in the concat style.
     into = {k: v for k, v in edges(root).items() if k.endswith("->concat")}
     assert len(into) == 3 and set(into.values()) == {"#e69f00"}
@@ -135,6 +135,8 @@ def test_several_models_are_each_a_cluster_or_one_by_name(tmp_path):
     root = svg_of(check_text(GAN).graphs)
     drawn = clusters(root)
     assert "model Generator" in drawn.values() and "model Discriminator" in drawn.values()
+    # The outputs are unnamed: their boxes say `output` and not the names dlspec made up.
+    assert "output" in texts(root) and not [w for w in texts(root) if "dense_2" in w]
     spec = tmp_path / "gan.dls"
     spec.write_text(GAN)
     r = dls("graph", spec, "--model", "Discriminator")
