@@ -2,17 +2,24 @@
 frameworks (EQUIVALENCE.md trap 9): PyTorch keeps two bias vectors (input and recurrent) where
 Keras's SimpleRNN and LSTM keep one; and the GRU gate order is r, z, n in PyTorch but z, r, h in
 Keras (with `reset_after=True`, the PyTorch formula). dlspec's RNN and LSTM have one bias: the
-PyTorch output keeps the second at zero and frozen, so both train alike; transfer sums them."""
+PyTorch output keeps the second at zero and frozen, so both train alike; transfer sums them.
+
+A stack (`layers=N`) is one PyTorch module (`num_layers=N`) and, in Keras, one `Sequential` of N
+layers named after the node, so that each framework holds the node's weights in one place.
+PyTorch names them `weight_ih_l{k}` (and `..._reverse` for the backward direction); Keras lists
+them layer by layer, forward before backward: the same order, which transfer walks."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from ..registry import CallValue, Code, PositiveInt, fn
+from ..registry import CallValue, Code, PositiveInt, Rate, fn
 from .base import LOGICAL, Layer, layer, want_rank
 
 
 class _Recurrent(Layer):
+    """Shared fields; the class docstrings of the entries below are the documentation."""
+
     gates: ClassVar[int]
     torch_cls: ClassVar[str]
     keras_cls: ClassVar[str]
@@ -20,57 +27,127 @@ class _Recurrent(Layer):
     keras_layout = LOGICAL
     units: PositiveInt
     return_sequences: bool = False
+    bidirectional: bool = False
+    layers: PositiveInt = 1
+    dropout: Rate = 0.0
     init: str | CallValue | None = None
+
+    def problem(self):
+        if self.dropout and self.layers == 1:
+            return "dropout applies between stacked layers, so it needs layers=2 or more"
+        return None
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def suffixes(self) -> list[str]:
+        """PyTorch's weight-name suffixes, in Keras's order: layer by layer, forward then backward."""
+        return [f"_l{k}{r}" for k in range(self.layers) for r in ("", "_reverse")[:self.directions]]
 
     def infer(self, shapes):
         s = want_rank(shapes, (2,), self.name, hint="recurrent layers read [steps, features]; an embedding gives that")
-        return (s[0], self.units) if self.return_sequences else (self.units,)
+        width = self.directions * self.units
+        return (s[0], width) if self.return_sequences else (width,)
 
     def weights(self, shapes):
-        g, h, f = self.gates, self.units, shapes[0][-1]
-        return {"weight_ih_l0": (g * h, f), "weight_hh_l0": (g * h, h), "bias_ih_l0": (g * h,), "bias_hh_l0": (g * h,)}
+        g, h, out = self.gates, self.units, {}
+        for s in self.suffixes():
+            f = shapes[0][-1] if s.startswith("_l0") else self.directions * h  # upper layers read both directions
+            out |= {f"weight_ih{s}": (g * h, f), f"weight_hh{s}": (g * h, h), f"bias_ih{s}": (g * h,), f"bias_hh{s}": (g * h,)}
+        return out
 
     one_bias: ClassVar[bool] = True  # dlspec's RNN and LSTM have one bias vector, as Keras's
 
     def param_count(self, shapes, backend="torch"):
         total, _ = super().param_count(shapes, backend)
-        trainable = total - self.gates * self.units if self.one_bias else total
+        trainable = total - self.gates * self.units * len(self.suffixes()) if self.one_bias else total
         # PyTorch still stores its second bias (kept at zero, frozen): counted, not trainable.
         return (total if backend == "torch" else trainable), trainable
 
+    def torch_extra(self) -> dict:
+        return {}
+
     def torch_module(self, node):
-        return fn(f"nn.{self.torch_cls}", node.in_shapes[0][-1], self.units, batch_first=True)
+        stack = {"num_layers": self.layers, "dropout": self.dropout} if self.layers > 1 else {}
+        both = {"bidirectional": True} if self.bidirectional else {}
+        return fn(f"nn.{self.torch_cls}", node.in_shapes[0][-1], self.units, **self.torch_extra(), batch_first=True,
+                  **stack, **both)
 
     def torch_forward(self, node, mod, xs):
+        if self.bidirectional and not self.return_sequences:
+            # Each direction's final state (the backward one's is at step 0): the top layer's two
+            # rows of h_n, side by side, as Keras's Bidirectional returns them.
+            h_n = "[1][0]" if self.torch_cls == "LSTM" else "[1]"
+            return f"{mod}({xs[0]}){h_n}[-2:].transpose(0, 1).flatten(1)"
         # nn.RNN/LSTM/GRU return (sequence, state); take the sequence, or its last step.
         return f"{mod}({xs[0]})[0]" + ("" if self.return_sequences else "[:, -1]")
 
     def torch_init(self, node, mod):
-        lines = [node.init.torch(f"{mod}.weight_ih_l0"), f"nn.init.orthogonal_({mod}.weight_hh_l0)",
-                 f"nn.init.zeros_({mod}.bias_ih_l0)", f"nn.init.zeros_({mod}.bias_hh_l0)"]
-        if self.one_bias:  # two trainable biases would learn their sum twice as fast as Keras's one
-            lines.append(f"{mod}.bias_hh_l0.requires_grad_(False)  # one bias vector, as in Keras")
+        lines = []
+        for s in self.suffixes():
+            lines += [node.init.torch(f"{mod}.weight_ih{s}"), f"nn.init.orthogonal_({mod}.weight_hh{s})",
+                      f"nn.init.zeros_({mod}.bias_ih{s})", f"nn.init.zeros_({mod}.bias_hh{s})"]
+            if self.one_bias:  # two trainable biases would learn their sum twice as fast as Keras's one
+                lines.append(f"{mod}.bias_hh{s}.requires_grad_(False)  # one bias vector, as in Keras")
         return lines
 
     def keras_extra(self) -> dict:
         return {}
 
+    def _keras_one(self, node, k: int, name: str) -> str:
+        """Layer k of the stack: lower layers pass their whole sequence up."""
+        sequences = self.return_sequences or k < self.layers - 1
+        rnn = fn(f"layers.{self.keras_cls}", self.units, return_sequences=sequences, **self.keras_extra(),
+                 kernel_initializer=Code(node.init.keras()), recurrent_initializer=Code("initializers.Orthogonal()"),
+                 bias_initializer=Code('"zeros"'), name=name if not self.bidirectional else f"{node.name}_l{k}")
+        if not self.bidirectional:
+            return rnn
+        # The backward copy reads the sequence reversed and, with return_sequences, flips its
+        # output back: each step is [forward ‖ backward], PyTorch's layout (measured).
+        return fn("layers.Bidirectional", Code(rnn), merge_mode="concat", name=name)
+
     def keras_layer(self, node, layout):
-        return fn(f"layers.{self.keras_cls}", self.units, return_sequences=self.return_sequences, **self.keras_extra(),
-                   kernel_initializer=Code(node.init.keras()), recurrent_initializer=Code("initializers.Orthogonal()"),
-                   bias_initializer=Code('"zeros"'), name=node.name)
+        if self.layers == 1:
+            return self._keras_one(node, 0, node.name)
+        stack = []
+        for k in range(self.layers):
+            stack.append(Code(self._keras_one(node, k, f"{node.name}_l{k}")))
+            if self.dropout and k < self.layers - 1:  # as PyTorch's `dropout`: on each lower layer's output
+                stack.append(Code(fn("layers.Dropout", self.dropout, name=f"{node.name}_dropout{k}")))
+        return fn("keras.Sequential", stack, name=node.name)
+
+    def cell_to_keras(self, w: dict, s: str) -> list:
+        return [w[f"weight_ih{s}"].T, w[f"weight_hh{s}"].T, w[f"bias_ih{s}"] + w[f"bias_hh{s}"]]
+
+    def cell_from_keras(self, ws: list, s: str) -> dict:
+        return {f"weight_ih{s}": ws[0].T, f"weight_hh{s}": ws[1].T, f"bias_ih{s}": ws[2], f"bias_hh{s}": ws[2] * 0}
 
     def to_keras(self, node, w):
-        return [w["weight_ih_l0"].T, w["weight_hh_l0"].T, w["bias_ih_l0"] + w["bias_hh_l0"]]
+        return [a for s in self.suffixes() for a in self.cell_to_keras(w, s)]
 
     def from_keras(self, node, ws):
-        zero = ws[2] * 0
-        return {"weight_ih_l0": ws[0].T, "weight_hh_l0": ws[1].T, "bias_ih_l0": ws[2], "bias_hh_l0": zero}
+        out = {}
+        for i, s in enumerate(self.suffixes()):
+            out |= self.cell_from_keras(ws[3 * i:3 * i + 3], s)
+        return out
+
+
+_OPTIONS = """
+
+`bidirectional=true` adds a second layer reading the sequence backwards; each output step is
+[forward ‖ backward] (2·units wide), and without `return_sequences` the output is each
+direction's final state, [forward after the last step ‖ backward after the first]. `layers=N`
+stacks N layers, each reading the whole output sequence of the one below (both directions);
+`dropout` (training only) applies to the outputs between stacked layers, as PyTorch's `dropout`
+does. There is no `return_state`: the top layer's final hidden state is what
+`return_sequences=false` returns, and the LSTM's cell state or lower layers' states would be a
+second output, which a layer does not have."""
 
 
 @layer
 class SimpleRNN(_Recurrent):
-    """h_t = tanh(W x_t + U h_{t-1} + b)."""
+    __doc__ = "h_t = tanh(W x_t + U h_{t-1} + b)." + _OPTIONS
 
     name = "rnn"
     example = "rnn(32)"
@@ -78,8 +155,8 @@ class SimpleRNN(_Recurrent):
     torch_cls = "RNN"
     keras_cls = "SimpleRNN"
 
-    def torch_module(self, node):
-        return fn("nn.RNN", node.in_shapes[0][-1], self.units, nonlinearity="tanh", batch_first=True)
+    def torch_extra(self):
+        return {"nonlinearity": "tanh"}
 
     def keras_extra(self):
         return {"activation": "tanh"}
@@ -87,7 +164,7 @@ class SimpleRNN(_Recurrent):
 
 @layer
 class LSTM(_Recurrent):
-    """Long short-term memory (gates i, f, g, o in both frameworks); forget bias starts at 0."""
+    __doc__ = "Long short-term memory (gates i, f, g, o in both frameworks); forget bias starts at 0." + _OPTIONS
 
     name = "lstm"
     example = "lstm(64)"
@@ -110,15 +187,9 @@ def _swap_first_gates(m, axis: int):
 _gru_to_keras = _gru_from_keras = _swap_first_gates
 
 
-def _stack(a, b):
-    import numpy as np
-
-    return np.stack([a, b])
-
-
 @layer
 class GRU(_Recurrent):
-    """Gated recurrent unit, PyTorch's formula (reset gate applied after the recurrent product)."""
+    __doc__ = "Gated recurrent unit, PyTorch's formula (reset gate applied after the recurrent product)." + _OPTIONS
 
     name = "gru"
     example = "gru(64)"
@@ -130,10 +201,12 @@ class GRU(_Recurrent):
     def keras_extra(self):
         return {"activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True}
 
-    def to_keras(self, node, w):
-        return [_gru_to_keras(w["weight_ih_l0"].T, 1), _gru_to_keras(w["weight_hh_l0"].T, 1),
-                _stack(_gru_to_keras(w["bias_ih_l0"], 0), _gru_to_keras(w["bias_hh_l0"], 0))]
+    def cell_to_keras(self, w, s):
+        import numpy as np
 
-    def from_keras(self, node, ws):
-        return {"weight_ih_l0": _gru_from_keras(ws[0], 1).T, "weight_hh_l0": _gru_from_keras(ws[1], 1).T,
-                "bias_ih_l0": _gru_from_keras(ws[2][0], 0), "bias_hh_l0": _gru_from_keras(ws[2][1], 0)}
+        return [_gru_to_keras(w[f"weight_ih{s}"].T, 1), _gru_to_keras(w[f"weight_hh{s}"].T, 1),
+                np.stack([_gru_to_keras(w[f"bias_ih{s}"], 0), _gru_to_keras(w[f"bias_hh{s}"], 0)])]
+
+    def cell_from_keras(self, ws, s):
+        return {f"weight_ih{s}": _gru_from_keras(ws[0], 1).T, f"weight_hh{s}": _gru_from_keras(ws[1], 1).T,
+                f"bias_ih{s}": _gru_from_keras(ws[2][0], 0), f"bias_hh{s}": _gru_from_keras(ws[2][1], 0)}
