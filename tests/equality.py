@@ -3,6 +3,8 @@ given the same weights, compute the same function."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -48,7 +50,8 @@ def assert_same_function(text: str, seed: int = 0, graph: str | None = None) -> 
 
 def assert_transfer_round_trips(graph, torch_model, keras_model) -> None:
     """Keras -> PyTorch -> Keras gives back every Keras weight bit for bit, and every PyTorch weight
-    too, except that RNN/LSTM's two biases come back as (their sum, 0): Keras keeps only the sum."""
+    too, except that RNN/LSTM's two biases (of every layer and direction) come back as (their sum,
+    0): Keras keeps only the sum."""
     weights = keras_model.get_weights()
     back = type(torch_model)().to(torch.float64)
     keras_to_torch(graph, keras_model, back)
@@ -59,7 +62,7 @@ def assert_transfer_round_trips(graph, torch_model, keras_model) -> None:
     summed = set()
     for key in old:
         ih = key.replace("bias_hh", "bias_ih")
-        if key.endswith("bias_hh_l0") and not torch.equal(old[key], new[key]):
+        if re.search(r"bias_hh_l\d+(_reverse)?$", key) and not torch.equal(old[key], new[key]):
             assert not new[key].any() and torch.equal(new[ih], old[ih] + old[key]), key
             summed |= {key, ih}
     for key in old.keys() - summed:
