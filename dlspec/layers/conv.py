@@ -372,3 +372,162 @@ class SeparableConv2d(_Separable):
     bias: bool = True
     activation: str | CallValue | None = None
     init: str | CallValue | None = None
+
+
+_AXES = {1: ("length",), 2: ("height", "width")}
+
+
+class _ConvTranspose(Layer):
+    """Shared by conv_transpose1d/2d. Each axis is described by (lo, hi): how much of the full
+    output, (in − 1)·stride + kernel long, is cut at the start and at the end (hi < 0: zeros are
+    added at the end, as PyTorch's output_padding does beyond the full output)."""
+
+    dims: ClassVar[int]
+    positional = ("filters", "kernel")
+    keras_layout = CHANNELS_LAST
+
+    def problem(self):
+        for arg in ("padding", "output_size"):
+            v = getattr(self, arg)
+            if isinstance(v, tuple) and len(v) != self.dims:
+                return f"{arg} needs {self.dims} value(s), one per spatial axis, got {len(v)}"
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
+            return f"output_padding {_show(self.output_padding)} must be smaller than the stride {_show(self.stride)} on each axis"
+        if self.padding == "same" and any(self.output_padding):
+            return "`padding=same` fixes the output size (input · stride); output_padding cannot be added to it"
+        if self.output_size is not None and any(self.output_padding):
+            return "give `output_size` or `output_padding`, not both (output_size chooses the output_padding)"
+        return None
+
+    def crops(self, spatial) -> list[tuple[int, int]]:
+        out = []
+        for i, n in enumerate(spatial):
+            k, s = self.kernel[i], self.stride[i]
+            if self.padding == "same":  # out = in · stride; TensorFlow's split: the odd cell is cut at the end
+                t = k - s
+                out.append((t // 2, t - t // 2) if t >= 0 else (0, t))
+                continue
+            p = 0 if self.padding == "valid" else _tuple_of(self.dims)(self.padding)[i]
+            op = self.output_padding[i] if self.output_size is None else self.output_size[i] - ((n - 1) * s - 2 * p + k)
+            out.append((p, p - op))
+        return out
+
+    def infer(self, shapes):
+        s = want_rank(shapes, (self.dims + 1,), self.name)
+        out = []
+        for i, ((lo, hi), n) in enumerate(zip(self.crops(s[1:]), s[1:])):
+            k, st = self.kernel[i], self.stride[i]
+            size = (n - 1) * st + k - lo - hi
+            if self.output_size is not None and size != self.output_size[i] or not 0 <= lo - hi < st and self.padding != "same":
+                self._cannot_produce(s, i)
+            if size < 1:
+                raise ShapeError(f"{self.name}: padding {lo} on both sides of the {_AXES[self.dims][i]} leaves no output "
+                                 f"from an input of {n} (the output is (in − 1)·stride − 2·padding + kernel = {size})",
+                                 hint="use a smaller padding, or `padding=same` for an output of input · stride")
+            out.append(size)
+        return (self.filters, *out)
+
+    def _cannot_produce(self, s, i):
+        axis, n, k, st, want = _AXES[self.dims][i], s[1 + i], self.kernel[i], self.stride[i], self.output_size[i]
+        if self.padding == "same":
+            raise ShapeError(f"{self.name} with `padding=same` makes the {axis} input · stride = {n} · {st} = {n * st}, "
+                             f"not the output_size {want}", hint="leave out output_size, or give a number as padding")
+        p = 0 if self.padding == "valid" else _tuple_of(self.dims)(self.padding)[i]
+        base = (n - 1) * st - 2 * p + k
+        can = str(base) if st == 1 else f"{base} to {base + st - 1}"
+        raise ShapeError(f"{self.name} cannot make a {axis} of {want} from {n}: with kernel {k}, stride {st} and padding {p} "
+                         f"it makes {can} ((in − 1)·stride − 2·padding + kernel, plus output_padding below the stride)",
+                         hint="change padding (each step of 1 removes 2) or the kernel, or crop the result with `crop2d`")
+
+    def weights(self, shapes):
+        w = {"weight": (shapes[0][0], self.filters, *self.kernel)}
+        return w | {"bias": (self.filters,)} if self.bias else w
+
+    def torch_module(self, node):
+        crops = self.crops(node.in_shapes[0][1:])
+        return fn(f"nn.ConvTranspose{self.dims}d", node.in_shapes[0][0], self.filters, kernel_size=self.kernel, stride=self.stride,
+                  padding=tuple(lo for lo, _ in crops), output_padding=tuple(max(lo - hi, 0) for lo, hi in crops), bias=self.bias)
+
+    def torch_forward(self, node, mod, xs):
+        crops = self.crops(node.in_shapes[0][1:])
+        if all(hi <= lo for lo, hi in crops):
+            return f"{mod}({xs[0]})"
+        # PyTorch cuts `padding` on both sides; `same` may cut one more at the end.
+        return f"{mod}({xs[0]})[:, :, {', '.join(f':{lo - hi}' if hi > lo else ':' for lo, hi in crops)}]"
+
+    def torch_init(self, node, mod):
+        return init_weight_and_bias(node, mod, self.bias)
+
+    def _keras_conv(self, node):
+        # `valid` with an explicit output_padding: the full output, and zeros after it where PyTorch adds them.
+        extra = tuple(max(-hi, 0) for _, hi in self.crops(node.in_shapes[0][1:]))
+        return fn(f"layers.Conv{self.dims}DTranspose", self.filters, self.kernel, strides=self.stride, padding="valid",
+                  output_padding=extra, use_bias=self.bias, **initializer_args(node, self.bias), name=node.name)
+
+    def _keras_cropping(self, node):
+        cuts = [(lo, max(hi, 0)) for lo, hi in self.crops(node.in_shapes[0][1:])]
+        return None if not any(lo or hi for lo, hi in cuts) else cuts[0] if self.dims == 1 else tuple(cuts)
+
+    def keras_prelude(self, node, fresh):
+        cropping = self._keras_cropping(node)
+        if cropping is None:
+            return []
+        crop = fresh(f"{node.name}_crop")
+        return [(fresh(f"{node.name}_full"), self._keras_conv(node)),
+                (crop, fn(f"layers.Cropping{self.dims}D", cropping=cropping, name=crop))]
+
+    def keras_layer(self, node, layout):
+        return self._keras_conv(node)
+
+    def keras_call(self, node, layer, xs):
+        # With a cropping, the prelude has applied both the convolution and the cropping.
+        return xs[0] if self._keras_cropping(node) is not None else f"{layer}({xs[0]})"
+
+    # PyTorch (in, out, *k) ↔ Keras (*k, out, in): the same permutation as a convolution's.
+    to_keras = _Conv.to_keras
+    from_keras = _Conv.from_keras
+
+
+TransposePadding = Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, ...]
+
+_TRANSPOSE_DOC = """Transposed {d}-D convolution (the gradient of a convolution; upsamples by `stride`):
+[channels, {axes}] → [filters, {axes}'], each output size being PyTorch's
+(in − 1)·stride − 2·padding + kernel + output_padding, with 0 ≤ output_padding < stride.
+`padding=same` means an output of exactly in · stride (kernel − stride cells are cut from the
+full output, the odd one at the end, as TensorFlow does). `output_size` names the size you want
+and chooses output_padding, or says which sizes the layer can make. Weight [channels, filters,
+*kernel], PyTorch's layout. No dilation: TensorFlow's CPU kernels cannot dilate it."""
+
+
+@layer
+class ConvTranspose1d(_ConvTranspose):
+    __doc__ = _TRANSPOSE_DOC.format(d=1, axes="length")
+    name = "conv_transpose1d"
+    dims = 1
+    example = "conv_transpose1d(16, 4, stride=2, padding=1)"
+    filters: PositiveInt
+    kernel: _ints(1, 1)
+    stride: _ints(1, 1) = (1,)
+    padding: TransposePadding = "valid"
+    output_padding: _ints(1, 0) = (0,)
+    output_size: _ints(1, 1) | None = None
+    bias: bool = True
+    activation: str | CallValue | None = None
+    init: str | CallValue | None = None
+
+
+@layer
+class ConvTranspose2d(_ConvTranspose):
+    __doc__ = _TRANSPOSE_DOC.format(d=2, axes="height, width")
+    name = "conv_transpose2d"
+    dims = 2
+    example = "conv_transpose2d(16, 4, stride=2, padding=1)"
+    filters: PositiveInt
+    kernel: _ints(2, 1)
+    stride: _ints(2, 1) = (1, 1)
+    padding: TransposePadding = "valid"
+    output_padding: _ints(2, 0) = (0, 0)
+    output_size: _ints(2, 1) | None = None
+    bias: bool = True
+    activation: str | CallValue | None = None
+    init: str | CallValue | None = None
