@@ -35,6 +35,11 @@ _simple("relu", "torch.relu({x})", "relu", "max(x, 0).")
 _simple("sigmoid", "torch.sigmoid({x})", "sigmoid", "1 / (1 + exp(-x)).")
 _simple("tanh", "torch.tanh({x})", "tanh", "The hyperbolic tangent.")
 _simple("silu", "F.silu({x})", "silu", "x · sigmoid(x) (also called swish).")
+_simple("relu6", "F.relu6({x})", "relu6", "min(max(x, 0), 6) (MobileNet's).")
+# Keras 3's hard_sigmoid is PyTorch's, relu6(x + 3) / 6 (Keras 2's was 0.2·x + 0.5).
+_simple("hard_sigmoid", "F.hardsigmoid({x})", "hard_sigmoid", "relu6(x + 3) / 6, a piecewise-linear sigmoid.")
+_simple("hard_swish", "F.hardswish({x})", "hard_silu", "x · relu6(x + 3) / 6 (MobileNetV3's; Keras calls it hard_silu).")
+_simple("mish", "F.mish({x})", "mish", "x · tanh(softplus(x)).")
 
 
 @layer
@@ -118,4 +123,5 @@ class LogSoftmax(Activation):
         return fn("layers.Activation", "log_softmax", name=node.name)
 
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "silu")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax", "silu", "relu6", "hard_sigmoid",
+               "hard_swish", "mish")
