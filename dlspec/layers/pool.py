@@ -1,13 +1,15 @@
-"""Pooling over [channels, *spatial]. Windows never pad (padding `valid`), so max and average
-pooling agree between the backends without the −∞ / count_include_pad traps (EQUIVALENCE.md 12)."""
+"""Pooling over [channels, *spatial]. Max pools never pad: PyTorch pads them with −∞, which no
+Keras padding layer can write, and TensorFlow's `same` pads only where it chooses. Average pools
+may pad, counting the zeros in the mean (PyTorch's count_include_pad=True), which Keras computes
+as ZeroPadding then a valid pool (EQUIVALENCE.md trap 12)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from ..registry import ShapeError, fmt_shape, fn, lit
+from ..registry import Code, ShapeError, fmt_shape, fn, lit
 from .base import CHANNELS_LAST, Layer, layer, want_rank
-from .conv import _ints, out_size
+from .conv import _ints, _show, out_size
 
 
 class _Pool(Layer):
@@ -19,37 +21,126 @@ class _Pool(Layer):
     def _stride(self):
         return self.stride if self.stride is not None else self.kernel
 
+    def _padding(self) -> tuple[int, ...]:
+        return getattr(self, "padding", (0,) * self.dims)
+
+    def problem(self):
+        if any(2 * p > k for p, k in zip(self._padding(), self.kernel)):
+            return f"padding {_show(self._padding())} must be at most half the kernel {_show(self.kernel)} on each axis"
+        return None
+
     def infer(self, shapes):
         s = want_rank(shapes, (self.dims + 1,), self.name)
-        out = tuple(out_size(s[1 + i], (0, 0), self.kernel[i], self._stride()[i], 1) for i in range(self.dims))
+        pad = self._padding()
+        out = tuple(out_size(s[1 + i], (pad[i], pad[i]), self.kernel[i], self._stride()[i], 1) for i in range(self.dims))
         if min(out) < 1:
-            raise ShapeError(f"{self.name} window {self.kernel} is larger than the input {fmt_shape(s)}")
+            raise ShapeError(f"{self.name} window {_show(self.kernel)} is larger than the input {fmt_shape(s)}",
+                             hint="use a smaller window, or pool earlier, where the input is larger")
         return (s[0], *out)
 
     def torch_module(self, node):
-        cls = f"nn.{'Max' if self.op == 'max' else 'Avg'}Pool{self.dims}d"
-        return fn(cls, kernel_size=self.kernel, stride=self._stride())
+        if self.op == "max":
+            return fn(f"nn.MaxPool{self.dims}d", kernel_size=self.kernel, stride=self._stride())
+        return fn(f"nn.AvgPool{self.dims}d", kernel_size=self.kernel, stride=self._stride(), padding=self._padding(),
+                  count_include_pad=True)
+
+    def _keras_cls(self, dims: int) -> str:
+        return f"layers.{'Max' if self.op == 'max' else 'Average'}Pooling{dims}D"
+
+    def keras_prelude(self, node, fresh):
+        steps = []
+        if any(self._padding()):
+            var = fresh(f"{node.name}_pad")
+            pad = self._padding()
+            steps.append((var, fn(f"layers.ZeroPadding{self.dims}D", padding=pad[0] if self.dims == 1 else pad, name=var)))
+        if self.dims == 3:
+            # TensorFlow's 3-D pools have no float64 kernel: pool height and width for each depth
+            # slice, then depth; a box's max or mean is the max or mean over one axis after another.
+            (k, *k2), (s, *s2) = self.kernel, self._stride()
+            c, depth, *hw = node.in_shapes[0][0], node.in_shapes[0][1] + 2 * self._padding()[0], *node.shape[2:]
+            names = [fresh(f"{node.name}_{step}") for step in ("hw", "flat", "d")]
+            steps += [(names[0], fn("layers.TimeDistributed", Code(fn(self._keras_cls(2), pool_size=tuple(k2), strides=tuple(s2), padding="valid")), name=names[0])),
+                      (names[1], fn("layers.Reshape", (depth, hw[0] * hw[1] * c), name=names[1])),
+                      (names[2], fn(self._keras_cls(1), pool_size=k, strides=s, padding="valid", name=names[2]))]
+        return steps
 
     def keras_layer(self, node, layout):
-        cls = f"layers.{'Max' if self.op == 'max' else 'Average'}Pooling{self.dims}D"
-        return fn(cls, pool_size=self.kernel, strides=self._stride(), padding="valid", name=node.name)
+        if self.dims == 3:
+            return fn("layers.Reshape", (*node.shape[1:], node.shape[0]), name=node.name)
+        return fn(self._keras_cls(self.dims), pool_size=self.kernel, strides=self._stride(), padding="valid", name=node.name)
 
 
-def _pool(name: str, dims: int, op: str, doc: str):
+_AXES = {1: "length", 2: "height, width", 3: "depth, height, width"}
+
+
+def _pool(name: str, dims: int, op: str):
     ints = _ints(dims, 1)
+    what = "Max" if op == "max" else "Mean"
+    doc = f"{what} over windows of [channels, {_AXES[dims]}]; stride defaults to the kernel."
+    fields = {"kernel": ints, "stride": ints | None}
+    values = {"stride": None}
+    if op == "avg":
+        doc += (" `padding` adds that many zeros on both sides of each axis (at most half the kernel), and they"
+                " count in the mean (PyTorch's count_include_pad=True).")
+        fields["padding"] = _ints(dims, 0)
+        values["padding"] = (0,) * dims
     cls = type(name.title(), (_Pool,), {
         "__doc__": doc, "__module__": __name__, "name": name, "dims": dims, "op": op,
-        "example": f"{name}(2)",
-        "__annotations__": {"kernel": ints, "stride": ints | None},
-        "stride": None,
+        "example": f"{name}(2)", "__annotations__": fields, **values,
     })
     return layer(cls)
 
 
-MaxPool1d = _pool("maxpool1d", 1, "max", "Max over windows of [channels, length]; stride defaults to the kernel.")
-MaxPool2d = _pool("maxpool2d", 2, "max", "Max over windows of [channels, height, width]; stride defaults to the kernel.")
-AvgPool1d = _pool("avgpool1d", 1, "avg", "Mean over windows of [channels, length]; stride defaults to the kernel.")
-AvgPool2d = _pool("avgpool2d", 2, "avg", "Mean over windows of [channels, height, width]; stride defaults to the kernel.")
+MaxPool1d = _pool("maxpool1d", 1, "max")
+MaxPool2d = _pool("maxpool2d", 2, "max")
+MaxPool3d = _pool("maxpool3d", 3, "max")
+AvgPool1d = _pool("avgpool1d", 1, "avg")
+AvgPool2d = _pool("avgpool2d", 2, "avg")
+AvgPool3d = _pool("avgpool3d", 3, "avg")
+
+
+class _AdaptivePool(Layer):
+    dims: ClassVar[int]
+    op: ClassVar[str]
+    positional = ("output_size",)
+    keras_layout = CHANNELS_LAST
+    keras_classes = ("pool_adaptive",)  # written even where a plain pool does the job
+
+    def infer(self, shapes):
+        s = want_rank(shapes, (self.dims + 1,), self.name)
+        return (s[0], *self.output_size)
+
+    def _even(self, node) -> bool:
+        return all(n % out == 0 for n, out in zip(node.in_shapes[0][1:], self.output_size))
+
+    def torch_module(self, node):
+        return fn(f"nn.Adaptive{'Max' if self.op == 'max' else 'Avg'}Pool{self.dims}d", self.output_size)
+
+
+    def keras_layer(self, node, layout):
+        if self._even(node):  # equal windows that tile the input: a plain pool
+            window = tuple(n // out for n, out in zip(node.in_shapes[0][1:], self.output_size))
+            cls = f"layers.{'Max' if self.op == 'max' else 'Average'}Pooling{self.dims}D"
+            return fn(cls, pool_size=window, strides=window, padding="valid", name=node.name)
+        return fn("AdaptivePool", output_size=self.output_size, op=self.op, name=node.name)
+
+
+def _adaptive(name: str, dims: int, op: str):
+    what = "Max" if op == "max" else "Mean"
+    doc = (f"{what} over `output_size` windows per axis of [channels, {_AXES[dims]}], PyTorch's adaptive rule: "
+           "output cell i of an axis of n cells covers input cells floor(i·n/out) to ceil((i+1)·n/out) − 1, "
+           "so windows may differ in size by one and overlap. Any input size works.")
+    cls = type(name.title().replace("_", ""), (_AdaptivePool,), {
+        "__doc__": doc, "__module__": __name__, "name": name, "dims": dims, "op": op,
+        "example": f"{name}({1 if dims == 1 else (1, 1)})", "__annotations__": {"output_size": _ints(dims, 1)},
+    })
+    return layer(cls)
+
+
+AdaptiveAvgPool1d = _adaptive("adaptive_avgpool1d", 1, "avg")
+AdaptiveAvgPool2d = _adaptive("adaptive_avgpool2d", 2, "avg")
+AdaptiveMaxPool1d = _adaptive("adaptive_maxpool1d", 1, "max")
+AdaptiveMaxPool2d = _adaptive("adaptive_maxpool2d", 2, "max")
 
 
 class _GlobalPool(Layer):
@@ -57,7 +148,7 @@ class _GlobalPool(Layer):
     keras_layout = CHANNELS_LAST
 
     def infer(self, shapes):
-        s = want_rank(shapes, (2, 3), self.name)
+        s = want_rank(shapes, (2, 3, 4), self.name)
         return (s[0],)
 
     def torch_forward(self, node, mod, xs):
@@ -72,7 +163,7 @@ class _GlobalPool(Layer):
 
 @layer
 class GlobalAvgPool(_GlobalPool):
-    """Mean over every spatial position: [channels, *spatial] → [channels]."""
+    """Mean over every spatial position: [channels, *spatial] → [channels] (1-D, 2-D or 3-D)."""
 
     name = "global_avgpool"
     op = "avg"
@@ -80,7 +171,7 @@ class GlobalAvgPool(_GlobalPool):
 
 @layer
 class GlobalMaxPool(_GlobalPool):
-    """Max over every spatial position: [channels, *spatial] → [channels]."""
+    """Max over every spatial position: [channels, *spatial] → [channels] (1-D, 2-D or 3-D)."""
 
     name = "global_maxpool"
     op = "max"
