@@ -1,0 +1,211 @@
+"""The attention family (attention, cross_attention, positional_embedding, sinusoidal_embedding,
+transformer_encoder): random valid arguments and shapes, every dimension different (steps, width,
+heads, head width, context steps and width, ff), so a wrong split, reshape or transpose of the
+projections cannot pass by symmetry; both outputs compute the same function in float64, count the
+parameters dlspec counts, and transfer weights both ways bit for bit. Plus the meanings both
+outputs could share wrongly (the sinusoid table, causality), Keras serialization, and the shape
+errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, note, settings
+from hypothesis import strategies as st
+
+from dlspec.check import check_text
+from dlspec.diagnostics import DlsError
+from dlspec.runtime import load_generated
+from dlspec.verify import build_pair
+
+from .equality import assert_float32_agrees, assert_same_function, spec_of
+
+torch = pytest.importorskip("torch")
+keras = pytest.importorskip("keras")
+
+
+@st.composite
+def sizes(draw) -> dict:
+    heads, head_dim, steps, context_steps, context_width, ff = draw(st.lists(st.integers(1, 9), min_size=6, max_size=6,
+                                                                          unique=True))
+    width = heads * head_dim
+    assume(len({width, heads, head_dim, steps, context_steps, context_width, ff}) == 7 and head_dim > 1 and steps > 1)
+    return {"heads": heads, "width": width, "steps": steps, "context_steps": context_steps,
+            "context_width": context_width, "ff": ff}
+
+
+def flag(v: bool) -> str:
+    return "true" if v else "false"
+
+
+@st.composite
+def stage(draw, z: dict) -> str:
+    """One layer of the family, [steps, width] → [steps, width]."""
+    kind = draw(st.sampled_from(["attention", "cross_attention", "positional", "sinusoidal", "encoder"]))
+    if kind == "attention":
+        return f"attention({z['heads']}, causal={flag(draw(st.booleans()))}, bias={flag(draw(st.booleans()))})"
+    if kind == "cross_attention":
+        return f"cross_attention({z['heads']}, causal={flag(draw(st.booleans()))}, bias={flag(draw(st.booleans()))})"
+    if kind == "positional":
+        return draw(st.sampled_from(["positional_embedding()", f"positional_embedding(max_len={z['steps'] + 3})"]))
+    if kind == "sinusoidal":
+        return "sinusoidal_embedding()"
+    norm, act = draw(st.sampled_from(["post", "pre"])), draw(st.sampled_from(["relu", "gelu"]))
+    return f"transformer_encoder({z['heads']}, {z['ff']}, dropout=0.1, norm={norm}, ff_activation={act})"
+
+
+def chain(z: dict, stages: list[str]) -> str:
+    """A model through `stages`; cross-attention reads a context [context_steps, context_width]
+    made from the input (a conv1d over the steps as channels, then a dense over the features)."""
+    lines = [f"  input x: [{z['steps']}, {z['width']}]"]
+    if any(s.startswith("cross_attention") for s in stages):
+        lines.append(f"  x -> conv1d({z['context_steps']}, 1) -> dense({z['context_width']}) -> c")
+    current = "x"
+    for i, s in enumerate(stages):
+        source = f"({current}, c)" if s.startswith("cross_attention") else current
+        lines.append(f"  {source} -> {s} -> h{i}")
+        current = f"h{i}"
+    return spec_of("\n".join(lines))
+
+
+@st.composite
+def specs(draw) -> str:
+    z = draw(sizes())
+    return chain(z, draw(st.lists(stage(z), min_size=1, max_size=3)))
+
+
+@settings(max_examples=30)
+@given(text=specs())
+def test_random_attention_models_compute_the_same_function(text):
+    note(text)
+    assert_same_function(text)
+
+
+CASES = {
+    "one head": "  input x: [5, 6]\n  x -> attention(1)",
+    "causal self-attention without biases": "  input x: [5, 12]\n  x -> attention(3, causal=true, bias=false)",
+    # keys and values as wide as the queries: PyTorch fuses the projections again (in_proj_weight)
+    "cross-attention, context as wide": "  input x: [5, 12]\n  x -> conv1d(7, 1) -> c\n  (x, c) -> cross_attention(4)",
+    "cross-attention, longer causal context": "  input x: [5, 12]\n  x -> conv1d(8, 1) -> dense(6) -> c\n"
+                                              "  (x, c) -> cross_attention(2, causal=true)",
+    "odd width sinusoid": "  input x: [4, 7]\n  x -> sinusoidal_embedding() -> attention(7)",
+    "encoder stack": "  input x: [6, 10]\n  x -> sinusoidal_embedding() -> transformer_encoder(2, 16)"
+                     " -> transformer_encoder(5, 9, norm=pre, ff_activation=gelu) -> flatten() -> dense(3)",
+}
+
+
+@pytest.mark.parametrize("body", CASES.values(), ids=CASES.keys())
+def test_chosen_models_compute_the_same_function(body):
+    assert_same_function(spec_of(body))
+
+
+@pytest.mark.parametrize("body", [CASES["encoder stack"], CASES["cross-attention, longer causal context"]])
+def test_float32_models_agree(body):
+    assert_float32_agrees(spec_of(body))
+
+
+def mha_params(width: int, context: int, bias: bool = True) -> int:
+    # query and output projections width × width, key and value projections width × context
+    return 2 * width * width + 2 * width * context + (4 * width if bias else 0)
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("attention(3)", mha_params(12, 12)),
+    ("attention(4, bias=false)", mha_params(12, 12, bias=False)),
+    ("positional_embedding()", 5 * 12),
+    ("positional_embedding(max_len=9)", 9 * 12),
+    ("sinusoidal_embedding()", 0),
+    ("transformer_encoder(3, 20)", mha_params(12, 12) + (12 * 20 + 20) + (20 * 12 + 12) + 2 * 2 * 12),
+])
+def test_parameter_counts(body, expected):
+    graph = check_text(spec_of(f"  input x: [5, 12]\n  x -> {body}")).graph
+    assert graph.params("torch") == graph.params("keras") == (expected, expected)
+
+
+def test_cross_attention_parameter_count():
+    graph = check_text(spec_of("  input x: [5, 12]\n  x -> conv1d(7, 1) -> dense(9) -> c\n"
+                               "  (x, c) -> cross_attention(3) -> y")).graph
+    node = next(n for n in graph.nodes if n.name == "y")
+    assert node.params("torch") == node.params("keras") == (mha_params(12, 9),) * 2
+
+
+def _torch_module(body: str):
+    checked = check_text(spec_of(body))
+    return load_generated(checked, "torch")
+
+
+def test_the_sinusoid_table_is_the_papers():
+    # Both outputs share the table's code, so their equality cannot catch a wrong formula.
+    table = _torch_module("  input x: [6, 7]\n  x -> sinusoidal_embedding()").sinusoidal_table(6, 7)
+    for p in range(6):
+        for i in range(7):
+            angle = p / 10000 ** (2 * (i // 2) / 7)
+            assert table[p, i] == pytest.approx(math.sin(angle) if i % 2 == 0 else math.cos(angle), rel=1e-14, abs=1e-15)
+
+
+@pytest.mark.parametrize("body", ["attention(3, causal=true)", "transformer_encoder(3, 20)"])
+def test_causal_means_no_step_sees_a_later_one(body):
+    # ... and without `causal`, a change at the last step reaches every step (the test can fail).
+    causal = "causal=true" in body
+    checked = check_text(spec_of(f"  input x: [5, 12]\n  x -> {body}"))
+    torch_model, keras_model = build_pair(checked, "float64")
+    x = np.random.default_rng(0).normal(size=(2, 5, 12))
+    y = x.copy()
+    y[:, -1] += 1.0
+    for out_x, out_y in [(torch_model(torch.from_numpy(x)).detach().numpy(), torch_model(torch.from_numpy(y)).detach().numpy()),
+                         (np.asarray(keras_model(x)), np.asarray(keras_model(y)))]:
+        earlier = np.abs(out_x[:, :-1] - out_y[:, :-1]).max()
+        assert (earlier < 1e-12) if causal else (earlier > 1e-3)
+        assert np.abs(out_x[:, -1] - out_y[:, -1]).max() > 1e-3
+
+
+def test_keras_layers_survive_saving(tmp_path):
+    body = "  input x: [5, 12]\n  x -> positional_embedding(max_len=8) -> sinusoidal_embedding()" \
+           " -> transformer_encoder(3, 20, norm=pre, ff_activation=gelu)"
+    checked = check_text(spec_of(body))
+    _, keras_model = build_pair(checked, "float64")
+    keras_model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(1).normal(size=(2, 5, 12))
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(keras_model(x)))
+
+
+def M(body: str, shape: str = "[5, 12]") -> str:
+    return f"model M {{\n  input x: {shape}\n{body}\n}}\n"
+
+
+# (id, spec, words of the message, words of the hint)
+ERRORS = [
+    ("heads do not divide", M("  x -> attention(5)"), "5 heads do not divide the width 12", "1, 2, 3, 4, 6, 12"),
+    ("encoder heads", M("  x -> transformer_encoder(7, 32)"), "transformer_encoder: 7 heads do not divide", "dense("),
+    ("cross heads", M("  x -> dense(6) -> c\n  (x, c) -> cross_attention(5)"), "cross_attention: 5 heads", "divides 12"),
+    ("flat input", M("  x -> attention(2)", "[12]"), "attention expects its input as [steps, features], got [12]",
+     "an embedding gives [steps, features]"),
+    ("image input", M("  x -> positional_embedding()", "[3, 8, 8]"), "got [3, 8, 8]", "reshape((1, n))"),
+    ("encoder rank", M("  x -> transformer_encoder(2, 8)", "[3, 8, 8]"), "transformer_encoder expects", "embedding"),
+    ("sinusoid rank", M("  x -> sinusoidal_embedding()", "[8]"), "sinusoidal_embedding expects", "embedding"),
+    ("flat context", M("  x -> flatten() -> c\n  (x, c) -> cross_attention(2)"),
+     "cross_attention expects its context (second input) as [steps, features], got [60]", "embedding"),
+    ("flat queries", M("  x -> flatten() -> q\n  (q, x) -> cross_attention(2)"),
+     "its queries (first input) as [steps, features], got [60]", "embedding"),
+    ("three inputs", M("  x -> dense(4) -> c\n  (x, c, c) -> cross_attention(2)"),
+     "cross_attention takes two inputs, the queries and the context, got 3", "(x, context) -> cross_attention(heads)"),
+    ("one input", M("  x -> cross_attention(2)"), "cross_attention needs two or more inputs", "cross_attention"),
+    ("two inputs to self-attention", M("  x -> dense(4) -> c\n  (x, c) -> attention(2)"), "attention takes one input",
+     None),
+    ("short max_len", M("  x -> positional_embedding(max_len=3)"),
+     "positional_embedding has max_len=3 positions, but its input has 5 steps", "at least 5"),
+    ("unknown norm", M("  x -> transformer_encoder(2, 8, norm=middle)"), "`norm` must be", "signature"),
+]
+
+
+@pytest.mark.parametrize("text,message,hint", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_shape_errors(text, message, hint):
+    with pytest.raises(DlsError) as exc:
+        check_text(text)
+    d = exc.value.diagnostics[0]
+    assert message in d.message
+    if hint is not None:
+        assert hint in (d.hint or "")
