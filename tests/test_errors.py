@@ -9,6 +9,7 @@ import ast
 import io
 import json
 import os
+import re
 import tokenize
 
 import pytest
@@ -385,3 +386,12 @@ def test_an_error_inside_a_block_also_points_at_the_call():
     assert d.span.line == 2 and "must be an integer" in d.message
     span, note = d.related
     assert (span.line, span.column) == (7, 16) and note == "in `b2`, this call of `b`"
+
+
+def test_names_the_layer_templates_define_are_reserved():
+    # A spec tensor named like a helper class would shadow it inside build_model.
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parent.parent / "backends" / "templates"
+    defined = {m for f in templates.glob("*_layers/*.j2") for m in re.findall(r"^(?:class|def) (\w+)", f.read_text(), re.MULTILINE)}
+    assert defined and defined <= _RESERVED, defined - _RESERVED
