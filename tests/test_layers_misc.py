@@ -344,6 +344,7 @@ ERRORS = [
      "scale needs a map [C, ...] and one weight per channel [C], got [3, 5, 7] and [4]", "multiply()"),
     ("scale of three", M("  x -> global_avgpool() -> s\n  (x, s, s) -> scale()"), "scale takes exactly two inputs", "(a, b) -> scale()"),
     ("permute, not a permutation", M("  permute((0, 0, 1))"), "permute: dims must list each axis 0 to 2 once", "permute(dims)"),
+    ("permute, no axes", M("  permute(())"), "permute: dims must list the input's axes in their new order", "permute(dims)"),
     ("permute, wrong rank", M("  permute((1, 0))"), "permute(1, 0) reorders 2 axes, but the input [3, 5, 7] has 3", "every axis"),
     ("sample_normal of different shapes", M("  x -> flatten() -> dense(4) -> m\n  x -> flatten() -> dense(3) -> v\n  (m, v) -> sample_normal()"),
      "sample_normal takes two inputs of one shape, the mean and the log-variance, got [4] and [3]", "(mean, log_var) -> sample_normal()"),

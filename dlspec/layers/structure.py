@@ -136,7 +136,9 @@ class Permute(Layer):
     dims: tuple[Annotated[int, Field(ge=0)], ...]
 
     def problem(self):
-        if sorted(self.dims) != list(range(len(self.dims))) or not self.dims:
+        if not self.dims:
+            return "dims must list the input's axes in their new order, e.g. (1, 0)"
+        if sorted(self.dims) != list(range(len(self.dims))):
             return f"dims must list each axis 0 to {len(self.dims) - 1} once, e.g. (1, 0)"
         return None
 
