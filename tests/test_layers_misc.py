@@ -363,10 +363,13 @@ ERRORS = [
      "concat needs inputs of the same shape outside axis 0: [3, 5, 7] vs [4, 3, 5]", "crop or pad one of them, or pool to the same size"),
     ("concat of different ranks", M("  x -> flatten() -> f\n  (x, f) -> concat()"),
      "concat needs inputs of the same shape outside axis 0: [3, 5, 7] vs [105]", "`flatten()` or `reshape(...)` one of them"),
+    # PyTorch's Linear would act on the width, Keras's Dense on the channels: an error, not a guess
     ("dense on a feature map", M("  dense(10)"), "dense expects [features] or [steps, features], got the feature map [3, 5, 7]",
-     "add `flatten()` (or `global_avgpool()`) before `dense`"),
+     "add `flatten()` (or `global_avgpool()`) before `dense`; to mix the channels at each position, use `conv2d(10, 1)`"),
     ("dense on a rank-4 map", M("  dense(10)", "[2, 3, 5, 7]"), "dense expects [features] or [steps, features], got the feature map [2, 3, 5, 7]",
-     "flatten()"),
+     "use `conv3d(10, 1)`"),
+    ("dense on a rank-5 map", M("  dense(10)", "[2, 3, 5, 7, 4]"), "got the feature map [2, 3, 5, 7, 4]",
+     "add `flatten()` (or `global_avgpool()`) before `dense`"),
 ]
 
 

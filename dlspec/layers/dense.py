@@ -22,8 +22,11 @@ class Dense(Layer):
     def infer(self, shapes):
         s = shapes[0]
         if len(s) not in (1, 2):
+            # Not per-position: on [C, H, W] PyTorch's Linear would mix the widths, Keras's Dense
+            # (channels last) the channels. Neither guess is the spec's, so say what to write.
+            per_position = f"; to mix the channels at each position, use `conv{len(s) - 1}d({self.units}, 1)`" if len(s) <= 4 else ""
             raise ShapeError(f"dense expects [features] or [steps, features], got the feature map {fmt_shape(s)}",
-                             hint="add `flatten()` (or `global_avgpool()`) before `dense`")
+                             hint=f"add `flatten()` (or `global_avgpool()`) before `dense`{per_position}")
         return (*s[:-1], self.units)
 
     def weights(self, shapes):
