@@ -21,9 +21,10 @@ from dlspec.training import SETTINGS
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "language.md"
 BEGIN, END = "<!-- BEGIN GENERATED REFERENCE -->", "<!-- END GENERATED REFERENCE -->"
-FAMILIES = {"activations": "Activations", "conv": "Convolutions", "dense": "Dense and embedding",
-            "norm": "Normalization and dropout", "pool": "Pooling", "recurrent": "Recurrent",
-            "structure": "Structure and merging"}
+FAMILIES = {"activations": "Activations", "conv": "Convolutions", "resize": "Resizing, padding and cropping",
+            "dense": "Dense and embedding", "norm": "Normalization and dropout", "pool": "Pooling",
+            "recurrent": "Recurrent", "attention": "Attention and positions", "structure": "Structure and merging",
+            "generative": "Generative (VAE)", "graph_conv": "Graph convolution"}
 # Every registry of the train section (found, so that a new one cannot be missed), with its title.
 TITLES = {"DATA": "Data sources", "LOSSES": "Losses", "OPTIMIZERS": "Optimizers", "SCHEDULES": "Schedules",
           "METRICS": "Metrics", "AUGMENTATIONS": "Augmentations", "EARLY_STOPPING": "Early stopping"}
