@@ -101,3 +101,11 @@ def test_cli_compiles_a_spec_using_the_library(tmp_path):
     r = dls("compile", spec, "-t", "torch", "-o", tmp_path / "net.py")
     assert r.returncode == 0, r.stderr
     assert "self.basic1_conv2d" in (tmp_path / "net.py").read_text()
+
+
+def test_library_files_are_in_canonical_format():
+    from dlspec.library import _stdlib
+
+    for path in _stdlib().glob("*.dls"):
+        text = path.read_text()
+        assert format_spec(parse(text), text) == text, path.name
