@@ -322,3 +322,16 @@ def _outputs(text: str, x: np.ndarray):
     torch_model, keras_model = build_pair(checked, "float64", seed=0)
     t_out, k_out = run_pair(checked.graph, torch_model, keras_model, [x])
     return t_out[0], k_out[0]
+
+
+def test_keras_helper_layers_save_and_load(tmp_path):
+    """AdaptivePool and ResizeLinear are serializable: a saved .keras model loads and computes the same."""
+    import keras
+
+    text = spec_of("  input x: [3, 7, 5]\n  conv2d(4, 1) -> upsample2d((2, 3), mode=bilinear) -> adaptive_avgpool2d((3, 4))")
+    checked = check_text(text)
+    _, keras_model = build_pair(checked, "float64", seed=0)
+    keras_model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 5))
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(keras_model(x)))

@@ -79,6 +79,9 @@ def _pool(name: str, dims: int, op: str):
     doc = f"{what} over windows of [channels, {_AXES[dims]}]; stride defaults to the kernel."
     fields = {"kernel": ints, "stride": ints | None}
     values = {"stride": None}
+    if op == "max":
+        doc += (" No padding: PyTorch pads a max pool with −∞, which Keras cannot write; pad with `zeropad` first"
+                " if zeros are meant.")
     if op == "avg":
         doc += (" `padding` adds that many zeros on both sides of each axis (at most half the kernel), and they"
                 " count in the mean (PyTorch's count_include_pad=True).")
