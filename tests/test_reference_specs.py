@@ -36,3 +36,14 @@ def test_parameter_counts_equal_keras_applications(spec, application, count):
     theirs = sorted((tuple(layer.output.shape[1:]), layer.count_params()) for layer in model.layers if layer.count_params())
     assert ours == theirs
     keras.backend.clear_session()
+
+
+def test_the_readme_states_each_reference_specs_count():
+    # The README's table of reference specs says what `dls check` reports.
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)\.dls` \| .*? \| ([\d,]+) \|$", readme, flags=re.MULTILINE)
+    assert len(rows) >= 8
+    for spec, count in rows:
+        assert check_file(ROOT / "specs" / f"{spec}.dls").graph.params("keras")[0] == int(count.replace(",", "")), spec
