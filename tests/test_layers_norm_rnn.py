@@ -77,7 +77,7 @@ def norm_cases(draw):
     return text, counts, counts
 
 
-@settings(max_examples=20)
+@settings(max_examples=35)
 @given(case=norm_cases())
 def test_norm_same_function(case):
     text, torch_counts, keras_counts = case
@@ -110,7 +110,7 @@ def recurrent_cases(draw):
     return text, (total, trainable), (trainable, trainable)
 
 
-@settings(max_examples=20)
+@settings(max_examples=35)
 @given(case=recurrent_cases())
 def test_recurrent_same_function(case):
     text, torch_counts, keras_counts = case
@@ -195,3 +195,34 @@ def test_error(name, shape, call, message, hint):
     assert d.span.line == 3  # at the layer
     if hint is not None:
         assert d.hint is not None and hint in d.hint
+
+
+# --- training steps --------------------------------------------------------------------------------
+
+TRAIN = """
+model Net {{
+  input x: [3, 6, 5]
+  x -> conv2d(4, 3, padding=same) -> groupnorm(2) -> instancenorm() -> layernorm(axes=(0, 1, 2))
+  reshape((6, 20)) -> lstm(3, bidirectional=true, layers=2, return_sequences=true) -> rnn(2, layers=2) -> r
+  x -> reshape((3, 30)) -> gru(4, bidirectional=true) -> g
+  (r, g) -> concat() -> dense(4)
+}}
+
+train {{
+  data: synthetic(samples=64)
+  optimizer: {optimizer}
+  epochs: 2
+  batch_size: 16
+  {extra}
+}}
+"""
+
+
+@pytest.mark.parametrize("optimizer,extra", [("sgd(lr=0.1, momentum=0.9)", ""), ("adam(lr=0.01)", "l2: 0.01")])
+def test_training_steps_agree(optimizer, extra, tmp_path):
+    """k optimizer steps leave the same parameters in both (rtol 1e-9, see test_optimizers.py):
+    the frozen second bias of every layer and direction, the penalty over every stacked kernel and
+    the norms' gradients mean the same."""
+    from .test_optimizers import _run
+
+    _run(TRAIN.format(optimizer=optimizer, extra=extra), tmp_path)
