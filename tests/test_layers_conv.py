@@ -335,3 +335,39 @@ def test_keras_helper_layers_save_and_load(tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = np.random.default_rng(5).standard_normal((2, 3, 7, 5))
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(keras_model(x)))
+
+
+INIT_SPEC = """
+model Net {{
+  input x: [16, 9, 11]
+  depthwise_conv2d((3, 5), multiplier=3, init={init}) -> conv_transpose2d(20, (3, 5), init={init})
+  separable_conv2d(30, (3, 5), multiplier=2, init={init})
+}}
+
+train {{
+  data: synthetic(task=regression)
+  loss: mse()
+}}
+"""
+# Keras's fans (kernel size × the kernel's last two axes): depthwise (3·5·16, 3·5·3); transposed
+# (3·5·20, 3·5·48), its kernel being (*k, filters, channels); separable's depthwise (3·5·20, 3·5·2).
+INIT_FANS = {"depthwise_conv2d": (240, 45), "conv_transpose2d": (300, 720), "separable_conv2d": (300, 30)}
+
+
+@pytest.mark.parametrize("init", ["xavier_uniform", "he_normal"])
+def test_initial_weights_have_keras_fans_in_both_outputs(init, tmp_path):
+    from scipy import stats
+
+    from dlspec.runtime import load_generated
+
+    checked = check_text(INIT_SPEC.format(init=init))
+    torch_model = load_generated(checked, "torch", tmp_path).build_model()
+    keras_model = load_generated(checked, "keras", tmp_path).build_model()
+    for layer, (fan_in, fan_out) in INIT_FANS.items():
+        mod = getattr(torch_model, layer)
+        torch_w = (mod.depthwise.weight if layer.startswith("separable") else mod.weight).detach().numpy().ravel()
+        keras_w = keras_model.get_layer(layer).get_weights()[0].ravel()
+        bound = np.sqrt(6 / (fan_in + fan_out))
+        dist = stats.uniform(-bound, 2 * bound) if init == "xavier_uniform" else stats.norm(0, np.sqrt(2 / fan_in))
+        for name, w in (("torch", torch_w), ("keras", keras_w)):  # p > 1e-4: see test_initializers.py
+            assert stats.kstest(w, dist.cdf).pvalue > 1e-4, (layer, name)
