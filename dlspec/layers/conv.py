@@ -5,12 +5,13 @@ the bottom/right), written explicitly as `F.pad` in PyTorch and `ZeroPadding` in
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
 from ..registry import CallValue, Code, NonNegInt, PositiveInt, ShapeError, fmt_shape, fn, lit
-from .base import CHANNELS_LAST, Layer, init_weight_and_bias, initializer_args, layer, want_rank
+from .base import CHANNELS_LAST, LAYERS, Layer, init_weight_and_bias, initializer_args, layer
 
 
 def _tuple_of(n: int):
@@ -21,6 +22,26 @@ def _tuple_of(n: int):
 
 def _ints(n: int, lo: int):
     return Annotated[tuple[Annotated[int, Field(ge=lo)], ...], BeforeValidator(_tuple_of(n)), Field(min_length=n, max_length=n)]
+
+
+_MAPS = {1: "[channels, length]", 2: "[channels, height, width]", 3: "[channels, depth, height, width]"}
+
+
+def want_map(shapes, dims: int | tuple[int, ...], what: str):
+    """The input of a layer over `dims` spatial axes, or a ShapeError saying which shape it takes
+    and, where there is one, the layer for the shape it got."""
+    s, dims = shapes[0], (dims,) if isinstance(dims, int) else dims
+    if len(s) - 1 in dims:
+        return s
+    wanted = " or ".join(_MAPS[d] for d in dims)
+    other = re.sub(r"\dd$", f"{len(s) - 1}d", what)
+    if len(s) == 1:
+        hint = f"a [features] vector has no spatial axis; as a sequence of one channel it is `reshape((1, {s[0]}))`"
+    elif other != what and other in LAYERS:
+        hint = f"for {_MAPS.get(len(s) - 1, fmt_shape(s))} use `{other}`"
+    else:
+        hint = None
+    raise ShapeError(f"{what} expects an input of shape {wanted}, got {fmt_shape(s)}", hint)
 
 
 def resolve_padding(padding, size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -63,7 +84,7 @@ class _Conv(Layer):
                 for i in range(self.dims)]
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), self.name)
+        s = want_map(shapes, self.dims, self.name)
         groups = self.group_count(s[0])
         if s[0] % groups:
             raise ShapeError(f"{self.name} with groups={groups} needs input channels divisible by {groups}, got {s[0]}",
@@ -72,8 +93,8 @@ class _Conv(Layer):
         out = tuple(out_size(s[1 + i], pads[i], self.kernel[i], self.stride[i], self.dilation[i]) for i in range(self.dims))
         if min(out) < 1:
             span = tuple((k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation))
-            raise ShapeError(f"{self.name} with kernel {_show(self.kernel)} (spanning {_show(span)} with its dilation) "
-                             f"is larger than its padded input {fmt_shape(s)}, so it has no output position",
+            raise ShapeError(f"{self.name} with kernel {_show(self.kernel)} leaves no output for the input {fmt_shape(s)}: "
+                             f"the kernel spans {_show(span)} with its dilation, more than the padded input",
                              hint="use a smaller kernel or dilation, or `padding=same`")
         return (self.out_channels(s[0]), *out)
 
@@ -413,7 +434,7 @@ class _ConvTranspose(Layer):
         return out
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), self.name)
+        s = want_map(shapes, self.dims, self.name)
         out = []
         for i, ((lo, hi), n) in enumerate(zip(self.crops(s[1:]), s[1:])):
             k, st = self.kernel[i], self.stride[i]

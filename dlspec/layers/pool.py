@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..registry import Code, ShapeError, fmt_shape, fn, lit
-from .base import CHANNELS_LAST, Layer, layer, want_rank
-from .conv import _ints, _show, out_size
+from .base import CHANNELS_LAST, Layer, layer
+from .conv import _ints, _show, out_size, want_map
 
 
 class _Pool(Layer):
@@ -30,7 +30,7 @@ class _Pool(Layer):
         return None
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), self.name)
+        s = want_map(shapes, self.dims, self.name)
         pad = self._padding()
         out = tuple(out_size(s[1 + i], (pad[i], pad[i]), self.kernel[i], self._stride()[i], 1) for i in range(self.dims))
         if min(out) < 1:
@@ -110,7 +110,7 @@ class _AdaptivePool(Layer):
     keras_classes = ("pool_adaptive",)  # written even where a plain pool does the job
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), self.name)
+        s = want_map(shapes, self.dims, self.name)
         return (s[0], *self.output_size)
 
     def _even(self, node) -> bool:
@@ -151,7 +151,7 @@ class _GlobalPool(Layer):
     keras_layout = CHANNELS_LAST
 
     def infer(self, shapes):
-        s = want_rank(shapes, (2, 3, 4), self.name)
+        s = want_map(shapes, (1, 2, 3), self.name)
         return (s[0],)
 
     def torch_forward(self, node, mod, xs):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from ..registry import NonNegInt, ShapeError, fmt_shape, fn, lit
-from .base import CHANNELS_LAST, Layer, layer, want_rank
-from .conv import _ints, _show
+from .base import CHANNELS_LAST, Layer, layer
+from .conv import _ints, _show, want_map
 
 _AXES = {1: ("length",), 2: ("height", "width")}
 
@@ -21,7 +21,7 @@ class _Upsample(Layer):
     keras_classes = ("resize_linear",)  # written even where nearest needs no helper
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), self.name)
+        s = want_map(shapes, self.dims, self.name)
         return (s[0], *(n * k for n, k in zip(s[1:], self.scale)))
 
     def torch_module(self, node):
@@ -103,7 +103,7 @@ class _ZeroPad(_Sides):
     positional = ("padding",)
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), self.name)
+        s = want_map(shapes, self.dims, self.name)
         return (s[0], *(n + lo + hi for n, (lo, hi) in zip(s[1:], self.sides())))
 
     def torch_forward(self, node, mod, xs):
@@ -119,7 +119,7 @@ class _Crop(_Sides):
     positional = ("cropping",)
 
     def infer(self, shapes):
-        s = want_rank(shapes, (self.dims + 1,), self.name)
+        s = want_map(shapes, self.dims, self.name)
         for axis, n, (lo, hi) in zip(_AXES[self.dims], s[1:], self.sides()):
             if lo + hi >= n:
                 raise ShapeError(f"{self.name} cuts {lo} + {hi} cells from a {axis} of {n} in {fmt_shape(s)}, leaving nothing",
