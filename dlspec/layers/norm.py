@@ -77,8 +77,8 @@ class LayerNorm(Layer):
 
     name = "layernorm"
     keras_layout = LOGICAL  # Keras normalizes the same (channels-first) axes, so its gamma has torch's shape
-    eps: PositiveFloat = 1e-5
     axes: Annotated[tuple[int, ...], BeforeValidator(_axes), Field(min_length=1)] = (-1,)
+    eps: PositiveFloat = 1e-5
 
     def normalized(self, shape) -> tuple[int, ...]:
         """The normalized axes, counted from 0, ascending."""

@@ -137,9 +137,9 @@ _OPTIONS = """
 
 `bidirectional=true` adds a second layer reading the sequence backwards; each output step is
 [forward ‖ backward] (2·units wide), and without `return_sequences` the output is each
-direction's final state, [forward after the last step ‖ backward after the first]. `layers=N`
-stacks N layers, each reading the whole output sequence of the one below (both directions);
-`dropout` (training only) applies to the outputs between stacked layers, as PyTorch's `dropout`
+direction's final state, [forward after the last step ‖ backward after reading back to the
+first]. `layers=N` stacks N layers, each reading the whole output sequence of the one below
+(both directions); `dropout` (training only) applies to the outputs between stacked layers, as PyTorch's `dropout`
 does. There is no `return_state`: the top layer's final hidden state is what
 `return_sequences=false` returns, and the LSTM's cell state or lower layers' states would be a
 second output, which a layer does not have."""
