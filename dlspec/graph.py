@@ -119,6 +119,8 @@ class _Builder:
         self.warnings: list[Diagnostic] = []
         self.expanding: list[str] = []  # the blocks being expanded, outermost first
         seen: dict[str, Span] = {}
+        # Where each constant is defined: one used above its definition is an error, not a word.
+        self.const_spans = {item.name: item.span for item in spec.items if isinstance(item, ir.Const)}
         for item in spec.items:
             if isinstance(item, ir.Train | ir.Use):
                 continue
@@ -138,6 +140,11 @@ class _Builder:
         if isinstance(v, ir.Ref):
             if v.name in env:
                 return env[v.name]
+            defined = self.const_spans.get(v.name)
+            if defined is not None and defined.file == v.span.file and v.span.known and \
+                    (defined.line, defined.column) > (v.span.line, v.span.column):
+                raise error(f"the constant `{v.name}` is used before its definition", v.span,
+                            hint="move the `const` line above its first use", related=(defined, "defined here"))
             return self.consts.get(v.name, Word(v.name))  # otherwise a word such as `same` or `relu`
         if isinstance(v, ir.TupleValue):
             return tuple(self.value(x, env) for x in v.items)
