@@ -49,7 +49,7 @@ def out_shape(text: str):
 # --- convolutions ---------------------------------------------------------------------------------
 
 @st.composite
-def conv_args(draw, dims: int, filters: bool = True, groups: int = 1):
+def conv_args(draw, dims: int, depthwise: bool = False):
     """Arguments that fit an input of `dims` spatial axes, each at least 6 long."""
     kernel = draw(st.lists(st.integers(1, 3), min_size=dims, max_size=dims))
     dilate = draw(st.booleans())
@@ -57,6 +57,8 @@ def conv_args(draw, dims: int, filters: bool = True, groups: int = 1):
     stride = draw(step)
     dilation = draw(st.lists(st.integers(1, 2), min_size=dims, max_size=dims)) if dilate else [1] * dims
     padding = draw(st.sampled_from(["valid", "same", "1"]))
+    if depthwise:  # TensorFlow's depthwise convolution takes one stride for both axes
+        stride = [stride[0]] * dims
     args = [f"kernel={tup(kernel)}", f"stride={tup(stride)}", f"dilation={tup(dilation)}", f"padding={padding}"]
     if draw(st.booleans()):
         args.append("bias=false")
@@ -78,7 +80,7 @@ def test_conv3d(shape, groups, data):
 @given(dims=st.sampled_from([1, 2]), multiplier=st.integers(1, 3), data=st.data())
 def test_depthwise_conv(dims, multiplier, data):
     shape = data.draw(distinct(dims + 1, 2, 9).filter(lambda s: min(s[1:]) >= 6))
-    args = data.draw(conv_args(dims))
+    args = data.draw(conv_args(dims, depthwise=True))
     check(f"  depthwise_conv{dims}d({', '.join(args)}, multiplier={multiplier})", shape)
 
 
@@ -86,7 +88,7 @@ def test_depthwise_conv(dims, multiplier, data):
 @given(dims=st.sampled_from([1, 2]), multiplier=st.integers(1, 3), filters=st.integers(1, 5), data=st.data())
 def test_separable_conv(dims, multiplier, filters, data):
     shape = data.draw(distinct(dims + 1, 2, 9).filter(lambda s: min(s[1:]) >= 6))
-    args = data.draw(conv_args(dims))
+    args = data.draw(conv_args(dims, depthwise=True))
     check(f"  separable_conv{dims}d({filters}, {', '.join(args)}, multiplier={multiplier})", shape)
 
 
@@ -246,6 +248,8 @@ def test_activation_on_a_grid_across_its_kinks(act):
 
 @pytest.mark.parametrize("body", [
     "  input x: [3, 9, 7]\n  separable_conv2d(8, 3, padding=same, multiplier=2, activation=relu6) -> depthwise_conv2d(3, stride=2)",
+    # one output row: trimmed to its window, at the width's stride (TensorFlow takes one stride)
+    "  input x: [1, 4, 9]\n  depthwise_conv2d(3, stride=2) -> separable_conv2d(2, (1, 3), stride=2)",
     "  input x: [4, 5, 6]\n  conv_transpose2d(3, 4, stride=2, padding=1) -> upsample2d(2, mode=bilinear) -> adaptive_avgpool2d((3, 5))",
     "  input x: [2, 5, 7, 6]\n  conv3d(3, 3, padding=same) -> maxpool3d(2) -> global_avgpool()",
 ])
@@ -298,6 +302,8 @@ ERRORS = [
      "[channels, length] or [channels, height, width] or [channels, depth, height, width]", "got [3]", "no spatial axis"),
     ("grouped conv3d channels", "[5, 4, 6, 7]", "conv3d(4, 1, groups=2)",
      "input channels divisible by 2, got 5", "groups=2", "multiple of 2"),
+    ("depthwise strides differ", "[3, 9, 7]", "separable_conv2d(4, 3, stride=(1, 2))",
+     "must be the same on both axes", "stride (1, 2)", "signature"),
     ("avg pool padding above half", "[3, 9]", "avgpool1d(3, padding=2)",
      "at most half the kernel", "padding 2", "signature"),
     ("pool3d window too large", "[3, 4, 5, 6]", "maxpool3d(5)",
@@ -306,6 +312,10 @@ ERRORS = [
      "cuts 2 + 3 cells from a height of 5", "leaving nothing", "fewer than 5"),
     ("zeropad2d bad form", "[3, 5, 7]", "zeropad2d((1, 2, 3))",
      "must be a number, (height, width), or ((top, bottom), (left, right))", "(1, 2, 3)", "signature"),
+    ("zeropad2d pair of three", "[3, 5, 7]", "zeropad2d(((1, 2, 3), (1, 2)))",
+     "((top, bottom), (left, right))", "got ((1, 2, 3), (1, 2))", "signature"),
+    ("zeropad2d negative side", "[3, 5, 7]", "zeropad2d(((1, -2), (1, 2)))",
+     "must be at least 0 on every side", "got ((1, -2), (1, 2))", "signature"),
     ("crop1d three numbers", "[3, 5]", "crop1d((1, 2, 3))",
      "must be a number, or (left, right)", "cropping", "signature"),
 ]

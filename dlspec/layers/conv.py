@@ -247,7 +247,22 @@ def _depthwise_from_keras(k, dims: int):
     return k.transpose(dims, dims + 1, *range(dims)).reshape(channels * multiplier, 1, *k.shape[:dims])
 
 
-class _Depthwise(_Conv):
+class _DepthwiseKeras:
+    """What Keras's DepthwiseConv2D and SeparableConv2D share: TensorFlow's depthwise kernel takes one
+    stride for both axes."""
+
+    def problem(self):
+        if self.dims == 2 and self.stride[0] != self.stride[1]:
+            return f"stride {self.stride} must be the same on both axes (TensorFlow's depthwise convolution takes one)"
+        return super().problem()
+
+    def _keras_geometry(self, node):
+        # An axis with one output position is trimmed to one window: any stride gives that window.
+        pads, crops, _ = super()._keras_geometry(node)
+        return pads, crops, (max(self.stride),) * self.dims
+
+
+class _Depthwise(_DepthwiseKeras, _Conv):
     positional = ("kernel",)
 
     def out_channels(self, channels):
@@ -314,7 +329,7 @@ class DepthwiseConv2d(_Depthwise):
     init: str | CallValue | None = None
 
 
-class _Separable(_Conv):
+class _Separable(_DepthwiseKeras, _Conv):
     torch_classes = ("conv_separable",)
 
     def group_count(self, channels):

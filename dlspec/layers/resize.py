@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from ..registry import NonNegInt, ShapeError, fmt_shape, fn, lit
+from ..registry import ShapeError, describe, fmt_shape, fn, lit
 from .base import CHANNELS_LAST, Layer, layer
-from .conv import _ints, _show, want_map
+from .conv import _ints, want_map
 
 _AXES = {1: ("length",), 2: ("height", "width")}
 
@@ -65,7 +65,12 @@ class Upsample2d(_Upsample):
     mode: Literal["nearest", "bilinear"] = "nearest"
 
 
-Sides = NonNegInt | tuple[NonNegInt, ...] | tuple[tuple[NonNegInt, NonNegInt], ...]
+# Any nesting of whole numbers here; `problem` says which forms and values are meant.
+Sides = int | tuple[int | tuple[int, ...], ...]
+
+
+def _flat(v) -> list[int]:
+    return [v] if isinstance(v, int) else [y for x in v for y in _flat(x)]
 
 
 class _Sides(Layer):
@@ -85,14 +90,15 @@ class _Sides(Layer):
 
     def problem(self):
         v = getattr(self, self.arg)
+        if any(x < 0 for x in _flat(v)):
+            return f"`{self.arg}` must be at least 0 on every side, got {describe(v)}"
         if isinstance(v, int):
             return None
+        pair = lambda x: isinstance(x, tuple) and len(x) == 2 and all(isinstance(y, int) for y in x)
+        if pair(v) if self.dims == 1 else len(v) == 2 and (all(isinstance(x, int) for x in v) or all(pair(x) for x in v)):
+            return None
         forms = "a number, or (left, right)" if self.dims == 1 else "a number, (height, width), or ((top, bottom), (left, right))"
-        want = 2 if self.dims == 1 else self.dims
-        if len(v) != want or self.dims == 1 and not all(isinstance(x, int) for x in v) or \
-                self.dims > 1 and len({type(x) for x in v}) > 1:
-            return f"`{self.arg}` must be {forms}, got {_show(v) if all(isinstance(x, int) for x in v) else v}"
-        return None
+        return f"`{self.arg}` must be {forms}, got {describe(v)}"
 
     def _keras_value(self):
         return self.sides()[0] if self.dims == 1 else self.sides()
