@@ -52,3 +52,22 @@ def test_initial_weights_follow_the_named_distribution(init, tmp_path):
         for name, w in (("torch", torch_w), ("keras", keras_w)):
             assert stats.kstest(w, dist.cdf).pvalue > 1e-4, (layer, name)
         assert stats.ks_2samp(torch_w, keras_w).pvalue > 1e-4, layer
+
+
+@pytest.mark.parametrize("gain", [1.0, 2.0])
+def test_orthogonal_weights_are_scaled_semi_orthogonal_and_haar_distributed(gain, tmp_path):
+    # Each layer's weight, as a matrix of its output units (rows) by their fan-in, has orthogonal
+    # rows of length `gain` in both frameworks; its entries are distributed like those of a random
+    # orthogonal matrix (Haar measure, scipy's ortho_group), not, say, a plain scaled normal.
+    checked = check_text(SPEC.format(init=f"orthogonal(gain={gain})"))
+    torch_model = load_generated(checked, "torch", tmp_path).build_model()
+    keras_model = load_generated(checked, "keras", tmp_path).build_model()
+    to_torch = {"conv2d": lambda k: k.transpose(3, 2, 0, 1), "dense": lambda k: k.T}
+    for layer, (fan_in, _) in FANS.items():
+        torch_w = getattr(torch_model, layer).weight.detach().numpy()
+        keras_w = to_torch[layer](keras_model.get_layer(layer).get_weights()[0])
+        haar = stats.ortho_group.rvs(fan_in, random_state=0)[: torch_w.shape[0]]
+        for name, w in (("torch", torch_w), ("keras", keras_w)):
+            m = w.reshape(w.shape[0], -1).astype(np.float64)
+            np.testing.assert_allclose(m @ m.T, gain**2 * np.eye(m.shape[0]), atol=1e-4, err_msg=f"{layer} {name}")
+            assert stats.ks_2samp(m.ravel() / gain, haar.ravel()).pvalue > 1e-4, (layer, name)
