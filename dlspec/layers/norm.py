@@ -5,6 +5,7 @@ variance of what it normalizes, in both frameworks."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -175,8 +176,12 @@ class InstanceNorm(Layer):
     affine: bool = True
 
     def infer(self, shapes):
-        return _channels_first(shapes, (2, 3, 4), "instancenorm",
-                               hint="instancenorm normalizes each channel over its positions; a [C] input has one per channel")
+        s = _channels_first(shapes, (2, 3, 4), "instancenorm",
+                            hint="instancenorm normalizes each channel over its positions; a [C] input has one per channel")
+        if math.prod(s[1:]) == 1:  # PyTorch refuses it in training; the output would be the shift alone
+            raise ShapeError(f"instancenorm needs more than one position per channel, but the input {fmt_shape(s)} has one",
+                             hint="normalize over channels instead, e.g. layernorm(axes=(0, 1)) or groupnorm(1)")
+        return s
 
     def weights(self, shapes):
         return _affine(shapes) if self.affine else {}
