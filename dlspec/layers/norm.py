@@ -93,9 +93,10 @@ class LayerNorm(Layer):
             raise ShapeError(f"layernorm axes {self.axes} name the same axis twice for an input of shape {fmt_shape(shape)}")
         if axes != list(range(rank - len(axes), rank)):
             want = tuple(range(-len(axes), 0))
+            perm = tuple([a for a in range(rank) if a not in axes] + axes)
             raise ShapeError(f"layernorm normalizes trailing axes only; axes {self.axes} of {fmt_shape(shape)} are not the last {len(axes)}",
-                             hint=f"use axes={want} (PyTorch's LayerNorm normalizes the last dimensions); "
-                                  "to normalize each channel over its positions use instancenorm()")
+                             hint=f"PyTorch's LayerNorm normalizes the last dimensions: move these axes to the end first, "
+                                  f"`permute({perm}) -> layernorm(axes={want})`")
         return tuple(axes)
 
     def infer(self, shapes):
