@@ -9,6 +9,7 @@ from . import ir
 from .registry import fmt_float
 
 INDENT = "  "
+WIDTH = 100  # a flow longer than this (with its indentation) is broken before an arrow
 
 
 def value(v: ir.Value) -> str:
@@ -57,8 +58,21 @@ def statement(s: ir.Statement) -> str:
             parts.append(call(step.call) if step.repeat is None else f"repeat {value(step.repeat)} {call(step.call)}")
         if s.target is not None:
             parts.append(s.target)
-        return " -> ".join(parts)
+        return _wrap(parts)
     raise TypeError(f"not a statement: {s!r}")
+
+
+def _wrap(parts: list[str]) -> str:
+    """`a -> b -> c`, broken before an arrow where a line would pass WIDTH; the next line starts with
+    `->`, indented one step further (the grammar joins a line that starts with an arrow)."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        indent = len(INDENT) * (1 if len(lines) == 1 else 2)
+        if indent + len(lines[-1]) + len(" -> ") + len(part) > WIDTH and lines[-1].strip() != "->":
+            lines.append(INDENT + "-> " + part)
+        else:
+            lines[-1] += " -> " + part
+    return "\n".join(lines)
 
 
 class _Writer:
@@ -86,11 +100,16 @@ class _Writer:
         if span_line:
             self.flush_until(span_line, indent)
             self._gap(span_line)
-        trailing = []
+        inside = []  # comments on the statement's own lines
         while self.at < len(self.comments) and span_line and self.comments[self.at][0] <= end_line:
-            trailing.append(self.comments[self.at][1])
+            inside.append(self.comments[self.at][1])
             self.at += 1
-        self.lines.append(indent + text + ("  " + "  ".join(trailing) if trailing else ""))
+        rows = [indent + row for row in text.split("\n")]
+        if len(inside) == 1 and len(rows) == 1:
+            rows[0] += "  " + inside[0]  # one comment after a one-line statement stays there
+        else:  # several, or a statement on several lines: each comment on a line of its own, above it
+            rows = [indent + c for c in inside] + rows
+        self.lines += rows
         self.last = max(self.last, end_line)
 
 

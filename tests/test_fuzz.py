@@ -36,9 +36,10 @@ def outcome(text: str):
         assert exc.diagnostics
         for d in exc.diagnostics:
             for span in [d.span] + ([d.related[0]] if d.related else []):
-                if span.known:  # inside the text: a real line, at most one column past its end
-                    assert 1 <= span.line <= len(lines) and 1 <= span.column <= len(lines[span.line - 1]) + 1, (d, text)
-            assert render(d, "f.dls", text).startswith("f.dls")
+                where = Path(span.file).read_text().split("\n") if span.file else lines  # a `use`d library's, or the text's
+                if span.known:  # inside its file: a real line, at most one column past its end
+                    assert 1 <= span.line <= len(where) and 1 <= span.column <= len(where[span.line - 1]) + 1, (d, text)
+            assert render(d, "f.dls", text).startswith(d.span.file or "f.dls")
         return None
     for w in checked.warnings:
         render(w, "f.dls", text)
