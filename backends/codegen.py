@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from dlspec.check import Checked
-from dlspec.data import IMAGE_SUFFIXES
+from dlspec.data import IMAGE_SUFFIXES, adjacency_inputs, vocab_limit
 from dlspec.graph import Graph
 from dlspec.losses import CLASSES
 from dlspec.registry import ident, lit
@@ -63,8 +63,23 @@ class Generator:
     def data_context(self) -> dict:
         g, p = self.graph, self.plan
         x = g.inputs[0]
-        out = g.shape_of(g.outputs[0])
+        target = getattr(p, "target_output", None) or g.outputs[0]
+        out = g.shape_of(target)
+        adjacency = adjacency_inputs(g)
+        vocab = getattr(p.data, "vocab", None)
+        per_position = p.loss.target == CLASSES and len(out) == 2
         return {
+            # Every input, for data that gives several (synthetic, npz): x is then a tuple of arrays.
+            "inputs": [{"name": t.name, "key": lit(t.name), "shape": lit(tuple(t.shape)), "int": t.dtype == "int",
+                        "adjacency": t.name in adjacency, "vocab": lit(vocab or vocab_limit(g, t.name))}
+                       for t in g.inputs],
+            "several_inputs": len(g.inputs) > 1,
+            "reconstruct": p.data.reconstruct,
+            "test": lit(p.data.test),
+            "per_position": per_position,
+            # synthetic labels per position, read from that position of the first input
+            "positionwise": len(out) == 2 and len(x.shape) >= 1 and x.shape[0] == out[0],
+            "normalize": lit(getattr(p.data, "normalize", False)),
             "data": p.data.name,
             "data_entry": p.data,
             "data_path": lit(Path(os.path.relpath(p.data.path, self.location.resolve())).as_posix())
@@ -93,6 +108,12 @@ class Generator:
             "classification": p.loss.target == CLASSES,
             "loss": p.loss,
             "loss_template": p.loss.template(self.target),
+            # Several outputs: one loss term each (the data's targets go to `target_index`).
+            "terms": [{"fn": ident(f"{t.output}_loss"), "output": t.output, "weight": lit(t.weight),
+                       "reads_targets": t.reads_targets, "index": self.graph.outputs.index(t.output)} for t in p.terms]
+            if len(p.terms) > 1 else [],
+            "several_outputs": len(self.graph.outputs) > 1,
+            "target_index": self.graph.outputs.index(p.target_output) if getattr(p, "target_output", None) else 0,
             "metrics": list(p.metrics),
             "per_epoch_metrics": [m.key for m in p.metrics if m.per_epoch],
             "schedule_name": p.schedule.name,
@@ -119,6 +140,23 @@ class Generator:
             **self.training_context(),
         }
 
+    def loss_source(self, context: dict) -> str:
+        """`loss_fn`: the loss's template, or with several outputs one function per output's term,
+        `<output>_loss`, which the main template combines."""
+        common = {"per_position": context["per_position"]}
+        terms = self.plan.terms
+        if len(terms) <= 1:
+            axes = lit(tuple(range(1, len(self.graph.shape_of(self.graph.outputs[0])) + 1)))
+            return _ENV.get_template(context["loss_template"]).render(loss=context["loss"], fn_name="loss_fn", sample_axes=axes,
+                                                                      **common).strip()
+        parts = []
+        for t in terms:
+            rank = len(self.graph.shape_of(t.output))
+            parts.append(_ENV.get_template(t.loss.template(self.target)).render(
+                loss=t.loss, fn_name=ident(f"{t.output}_loss"), sample_axes=lit(tuple(range(1, rank + 1))),
+                **(common if t.reads_targets else {"per_position": False})).strip())
+        return "\n\n\n".join(parts)
+
     def kernels(self) -> list[tuple[str, str]]:
         """(node, weight) of every kernel the l1/l2 penalties cover, in PyTorch's names: the weights
         of layers that take an initializer (dense, conv, embedding, recurrent), biases excluded."""
@@ -133,7 +171,7 @@ class Generator:
 
     def render(self) -> str:
         context = self.context()
-        context["loss_source"] = _ENV.get_template(context["loss_template"]).render(loss=context["loss"]).strip()
+        context["loss_source"] = self.loss_source(context)
         context["uses_functional"] = any(m.get("uses_functional") for m in context["models"]) or "F." in context["loss_source"]
         text = _ENV.get_template(self.template).render(**context)
         return "\n".join(wrap(line) for line in text.split("\n"))

@@ -2,7 +2,8 @@
 backend (backends/templates/losses/): the frameworks' built-ins where they agree, and an explicit
 function where they do not (class-weight normalization, label smoothing with integer labels,
 probability clipping, KL at zero probabilities; EQUIVALENCE.md trap 13). Every loss is averaged
-over the batch (and over every output value, for element-wise losses)."""
+over the batch (and over every output value, for element-wise losses; over every position, for
+class labels per position)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ LOSSES, loss = registry_of("loss")
 
 # What the targets of a loss are; synthetic data can make each kind.
 CLASSES, VALUES, BINARY, DISTRIBUTION = "classes", "values", "binary", "distribution"
+NONE = "none"  # a loss that reads no targets
 
 
 def reads(kind: str, targets: str) -> bool:
@@ -129,3 +131,17 @@ class CosineSimilarity(Loss):
 
     name = "cosine_similarity"
     target = VALUES
+
+
+@loss
+class Mean(Loss):
+    """The mean of the output's values (over the batch and every value of a sample), read without
+    targets: a term the model computes itself, such as the KL divergence of `kl_normal()`. One term
+    of a list of per-output losses, e.g. `loss: [mse(output=recon), mean(output=kl, weight=0.001)]`."""
+
+    name = "mean"
+    example = "mean()"
+    target = NONE
+
+    def accepts(self, data_kind: str) -> bool:
+        return True

@@ -1,7 +1,8 @@
 """`dls run`: trains the generated module of one backend with rich progress and writes a run folder:
 `spec.dls` (as given), `resolved.json` (every layer with shape and parameters, the training plan),
 the generated module, a checkpoint after every epoch (`checkpoint.pt`, or `backup/` for Keras),
-`history.csv`, `metrics.json`, `curves.png` and the final weights."""
+`history.csv`, `metrics.json` (with the final model's figures on the test split, when the data
+holds one out), `curves.png` and the final weights."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def resolved(checked: Checked) -> dict:
                     "params": n.params("keras")[0], "args": n.layer.model_dump(mode="json")} for n in g.nodes],
         "outputs": g.outputs,
         "params": {"total": total, "trainable": trainable},
-        "train": {"data": entry(p.data), "loss": entry(p.loss), "optimizer": entry(p.optimizer), "schedule": entry(p.schedule),
+        "train": {"data": entry(p.data), "loss": entry(p.loss),
+                  "loss_terms": [{"output": t.output, "weight": t.weight, "loss": entry(t.loss)} for t in p.terms],
+                  "optimizer": entry(p.optimizer), "schedule": entry(p.schedule),
                   "epochs": p.epochs, "batch_size": p.batch_size, "metrics": [entry(m) for m in p.metrics], "seed": p.seed,
                   "clip_norm": p.clip_norm, "clip_value": p.clip_value,
                   "early_stopping": entry(p.early_stopping) if p.early_stopping else None},
@@ -149,10 +152,12 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
     _write(run_dir / "spec.dls", checked.source)
     _write(run_dir / "resolved.json", json.dumps(resolved(checked) | {"run_epochs": epochs}, indent=2) + "\n")
     module = load_generated(checked, backend, run_dir)
-    data = module.load_data()
-    n_train = len(data[0])
+    *data, x_test, y_test = module.load_splits()
+    data = tuple(data)
+    n_train = len(data[1])  # y: x is a tuple of arrays for a model with several inputs
     console.print(f"{checked.graph.name} ({backend}): {epochs} epochs on {checked.plan.data.name}, "
-                  f"{n_train} train / {len(data[2])} validation samples" + (", resuming" if resume else ""))
+                  f"{n_train} train / {len(data[3])} validation" + (f" / {len(y_test)} test" if len(y_test) else "")
+                  + " samples" + (", resuming" if resume else ""))
     history = History(run_dir / "history.csv", resume)
     started = time.perf_counter()
     fit = _fit_torch if backend == "torch" else _fit_keras
@@ -166,23 +171,28 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
     train_time = sum(h.get("time", 0.0) for h in rows[-epochs:])
     x, y, x_val, y_val = data
     # The final report: the trained model (best epoch, with early stopping) on both sets.
-    final = {"train": module.evaluate(model, x, y)} | ({"validation": module.evaluate(model, x_val, y_val)} if len(x_val) else {})
+    final = {"train": module.evaluate(model, x, y)} | ({"validation": module.evaluate(model, x_val, y_val)} if len(y_val) else {})
+    # The test split, held out from training and validation, scores the final model only.
+    test = module.evaluate(model, x_test, y_test) if len(y_test) else None
     if any(m.name == "confusion_matrix" for m in checked.plan.metrics):
-        x_cm, y_cm = (x_val, y_val) if len(x_val) else (x, y)
-        final["confusion_matrix"] = module.confusion_matrix(module.predict(model, x_cm), y_cm).tolist()
+        x_cm, y_cm = (x_val, y_val) if len(y_val) else (x, y)
+        out = module.predict(model, x_cm)
+        if isinstance(out, tuple):  # several outputs: the one the targets are for
+            out = out[checked.graph.outputs.index(checked.plan.target_output)]
+        final["confusion_matrix"] = module.confusion_matrix(out, y_cm).tolist()
     metrics = {"model": checked.graph.name, "backend": backend, "epochs": len(rows), "history": rows,
-               "final": final, "seconds": elapsed,
+               "final": final, **({"test": test} if test is not None else {}), "seconds": elapsed,
                "samples_per_second": n_train * len(rows) / train_time if train_time else None}
     _write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     plot(rows, run_dir / "curves.png")
     console.print(f"done in {elapsed:.1f}s ({metrics['samples_per_second']:,.0f} samples/s in training)")
     table = Table(show_edge=False)
     table.add_column("metric")
-    for name in final:
-        if name != "confusion_matrix":
-            table.add_column(name, justify="right")
+    shown = {s: v for s, v in final.items() if s != "confusion_matrix"} | ({"test": test} if test is not None else {})
+    for name in shown:
+        table.add_column(name, justify="right")
     for k in final["train"]:
-        table.add_row(k, *(f"{final[s][k]:.4f}" for s in final if s != "confusion_matrix"))
+        table.add_row(k, *(f"{v[k]:.4f}" for v in shown.values()))
     console.print(table)
     console.print(f"run folder: {run_dir}  ({weights_file}, metrics.json, history.csv, curves.png)")
     return metrics

@@ -16,7 +16,7 @@ from .augment import AUGMENTATIONS, COLOUR, IMAGE, TOKENS, Augmentation
 from .data import DATA, TARGET_WORDS, Data, Digits
 from .diagnostics import NOWHERE, Span, did_you_mean, error
 from .graph import Graph
-from .losses import CLASSES, LOSSES, Loss
+from .losses import CLASSES, LOSSES, NONE, Loss
 from .metrics import METRICS, Metric, fits
 from .optimizers import OPTIMIZERS, Optimizer
 from .registry import (
@@ -61,7 +61,8 @@ EARLY_STOPPING = {"patience": Patience}
 SETTINGS = {
     "model": "which model to train (when the spec has several)",
     "data": "where samples come from: digits(...) or synthetic(...)",
-    "loss": "mse, mae, huber, smooth_l1, cross_entropy, binary_cross_entropy, nll, kl_divergence or cosine_similarity",
+    "loss": "mse, mae, huber, smooth_l1, cross_entropy, binary_cross_entropy, nll, kl_divergence, cosine_similarity or mean; "
+            "for several outputs a list of losses, each with output=NAME and weight=W: [mse(output=recon), mean(output=kl, weight=0.001)]",
     "optimizer": "sgd, adam, adamw, adagrad, rmsprop, adamax or nadam, e.g. adam(lr=1e-3)",
     "schedule": "constant, step, multistep, exponential, cosine, cosine_restarts or one_cycle; each takes warmup=N",
     "epochs": "passes over the training data",
@@ -78,6 +79,19 @@ SETTINGS = {
 
 
 @dataclass(frozen=True)
+class Term:
+    """One term of the loss, weight · loss(output): a model with several outputs sums them."""
+
+    loss: Loss
+    output: str
+    weight: float = 1.0
+
+    @property
+    def reads_targets(self) -> bool:
+        return self.loss.target != NONE
+
+
+@dataclass(frozen=True)
 class Plan:
     model: str
     data: Data
@@ -87,6 +101,9 @@ class Plan:
     epochs: int = 10
     batch_size: int = 32
     metrics: tuple[Metric, ...] = ()
+    # The loss's terms, one per model output (`loss` is the term that reads the targets, or the first).
+    terms: tuple[Term, ...] = ()
+    target_output: str | None = None  # the output the data's targets (and the metrics) are for
     seed: int = 0
     clip_norm: float | None = None
     clip_value: float | None = None
@@ -138,31 +155,42 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     graph = by_name[name]
     if not train.span.known:  # no train section: errors about the defaults point at the model
         train = train.model_copy(update={"span": graph.span})
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise error("training supports models with one input and one output in this version", train.span,
-                    hint="`dls check` and `dls verify` work on this model; `dls compile` and `dls run` need one input and one output")
 
-    v, s = get("data", "digits" if graph.inputs[0].dtype == "float" and math.prod(graph.inputs[0].shape) == 64 else "synthetic")
-    data_entry = bind(DATA, _call(v, "data", s), "data source")
-    data_entry = data_entry.check(graph, s, base)
-    data_span = s
-    v, s = get("loss", "cross_entropy")
-    loss_entry = bind(LOSSES, _call(v, "loss", s), "loss")
-    out = graph.shape_of(graph.outputs[0])
-    if not loss_entry.accepts(data_entry.targets):
-        raise error(f"{loss_entry.name} needs {TARGET_WORDS[loss_entry.target]}, but {data_entry.name} gives {TARGET_WORDS[data_entry.targets]}", s,
-                    hint="digits has class labels: use cross_entropy()" if isinstance(data_entry, Digits) else
+    terms = _loss_terms(*get("loss", "cross_entropy"), graph)
+    target = next((t for t in terms if t.reads_targets), None)
+    loss_entry, s = (target or terms[0]).loss, got.get("loss", (None, train.span))[1]
+    out_name = target.output if target else graph.outputs[0]
+    out = graph.shape_of(out_name)
+    x = graph.inputs[0]
+    v, s_data = get("data", "digits" if len(graph.inputs) == 1 and x.dtype == "float" and math.prod(x.shape) == 64 else "synthetic")
+    data_entry = bind(DATA, _call(v, "data", s_data), "data source")
+    data_entry = data_entry.check(graph, s_data, base, out_name)
+    data_span = s_data
+    if data_entry.reconstruct and target is not None:
+        if x.dtype != "float":
+            raise error(f"reconstruct=true makes the input the target, but input `{x.name}` holds integer token ids", data_span,
+                        related=(x.span, "the input"), hint="reconstruct float inputs (images, features)")
+        if out != x.shape:
+            raise error(f"reconstruct=true makes input `{x.name}` {fmt_shape(x.shape)} the target, but output `{out_name}` is "
+                        f"{fmt_shape(out)}: they must have one shape", data_span, related=(_span_of(graph, out_name), "the output"),
+                        hint=f"end the decoder with the input's shape {fmt_shape(x.shape)}")
+    if target is not None and not loss_entry.accepts(data_entry.targets):
+        given = "the inputs' values (reconstruct=true)" if data_entry.reconstruct else TARGET_WORDS[data_entry.targets]
+        raise error(f"{loss_entry.name} needs {TARGET_WORDS[loss_entry.target]}, but {data_entry.name} gives {given}", s,
+                    hint="reconstruct with an element-wise loss such as mse() or mae()" if data_entry.reconstruct else
+                    "digits has class labels: use cross_entropy()" if isinstance(data_entry, Digits) else
                     "choose the synthetic task: synthetic(task=classification|regression|binary|distribution)")
     if loss_entry.target == CLASSES:
-        if len(out) != 1:
-            raise error(f"{loss_entry.name} needs an output of shape [classes], but the model gives {fmt_shape(out)}", s,
+        if len(out) not in (1, 2):
+            raise error(f"{loss_entry.name} needs an output of shape [classes], or [positions, classes] for a label per position, "
+                        f"but output `{out_name}` is {fmt_shape(out)}", s,
                         hint="end the model with `flatten()` or `global_avgpool()` and `dense(classes)`")
         if isinstance(data_entry, Digits) and out != (10,):
             raise error(f"digits has 10 classes, but the model's output is {fmt_shape(out)}", data_span,
-                        hint="end the model with `dense(10)`", related=(graph.node(graph.outputs[0]).span, "the output"))
+                        hint="end the model with `dense(10)`", related=(_span_of(graph, out_name), "the output"))
         weights = getattr(loss_entry, "class_weights", None)
-        if weights is not None and len(weights) != out[0]:
-            raise error(f"class_weights has {len(weights)} values, but the model has {out[0]} classes", s)
+        if weights is not None and len(weights) != out[-1]:
+            raise error(f"class_weights has {len(weights)} values, but the model has {out[-1]} classes", s)
     v, s = get("optimizer", "adam")
     opt = bind(OPTIMIZERS, _call(v, "optimizer", s), "optimizer")
     v, s = get("schedule", "constant")
@@ -171,6 +199,9 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     if not isinstance(v, list):
         raise error("`metrics` takes a list such as [accuracy, top_k(3)]", s)
     metrics = []
+    if v and target is None:
+        raise error("metrics compare an output with the data's targets, but no loss term reads targets", s,
+                    hint="leave out `metrics`, or give one output a loss that reads targets, such as mse()")
     for m in v:
         entry = bind(METRICS, _call(m, "metric", s), "metric")
         if not fits(entry, data_entry.targets):
@@ -199,8 +230,65 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
         _check_monitor(stopping.monitor, data_entry, metrics, s)
     augment = _augmentations(*got.get("augment", ([], train.span)), graph)
     return Plan(model=name, data=data_entry, loss=loss_entry, optimizer=opt, schedule=sched, epochs=epochs,
-                batch_size=batch, metrics=tuple(metrics), seed=seed, span=train.span, early_stopping=stopping,
+                batch_size=batch, metrics=tuple(metrics), terms=terms, target_output=target.output if target else None,
+                seed=seed, span=train.span, early_stopping=stopping,
                 augment=augment, **clips)
+
+
+def _span_of(graph: Graph, name: str) -> Span:
+    return next((n.span for n in graph.nodes if n.name == name), next((t.span for t in graph.inputs if t.name == name), NOWHERE))
+
+
+def _loss_terms(v: Any, span: Span, graph: Graph) -> tuple[Term, ...]:
+    """`loss: mse()`, or a list of per-output losses `[mse(output=recon), mean(output=kl, weight=0.001)]`:
+    every output has one term, and at most one term reads the data's targets."""
+    items = v if isinstance(v, list) else [v]
+    outputs = graph.outputs
+    example = f"[mse(output={outputs[0]}), mean(output={outputs[-1]}, weight=0.001)]" if len(outputs) > 1 else "mse()"
+    if not items:
+        raise error("`loss` takes a loss, or a list of losses one per output", span, hint=f"e.g. `loss: {example}`")
+    terms: list[Term] = []
+    spans: dict[str, Span] = {}
+    for item in items:
+        call = _call(item, "loss", span)
+        here = call.span if call.span.known else span
+        output, weight, kwargs, kwarg_spans = None, 1.0, [], []
+        for i, (k, a) in enumerate(call.kwargs):
+            at = call.kwarg_spans[i] if i < len(call.kwarg_spans) else here
+            if k == "output":
+                if not isinstance(a, str) or a not in outputs:
+                    raise error(f"{call.name}: output={describe(a)} is not an output of model `{graph.name}`", at,
+                                hint=did_you_mean(str(a), outputs) or f"its outputs: {', '.join(outputs)}")
+                output = str(a)
+            elif k == "weight":
+                if isinstance(a, bool) or not isinstance(a, int | float) or not math.isfinite(a) or a <= 0:
+                    raise error(f"{call.name}: weight must be a positive number, got {describe(a)}", at)
+                weight = float(a)
+            else:
+                kwargs.append((k, a))
+                kwarg_spans.append(at)
+        entry = bind(LOSSES, call.model_copy(update={"kwargs": tuple(kwargs), "kwarg_spans": tuple(kwarg_spans)}), "loss")
+        if output is None:
+            if len(outputs) > 1:
+                raise error(f"model `{graph.name}` has {len(outputs)} outputs ({', '.join(outputs)}): say which one {call.name} reads",
+                            here, hint=f"give one loss per output, e.g. `loss: {example}`")
+            output = outputs[0]
+        if output in spans:
+            raise error(f"output `{output}` has two losses", here, related=(spans[output], "the first"),
+                        hint="one loss per output; weight it with weight=...")
+        spans[output] = here
+        terms.append(Term(loss=entry, output=output, weight=weight))
+    missing = [o for o in outputs if o not in spans]
+    if missing:
+        raise error(f"output `{missing[0]}` has no loss", span,
+                    hint=f"every output needs a loss term; for a value the model computes itself, add `mean(output={missing[0]})`")
+    reading = [t for t in terms if t.reads_targets]
+    if len(reading) > 1:
+        raise error(f"outputs `{reading[0].output}` and `{reading[1].output}` both read the data's targets; the data gives "
+                    "targets for one output", spans[reading[1].output],
+                    hint="the other outputs take target-free losses, such as mean() of a term the model computes")
+    order = {o: i for i, o in enumerate(outputs)}
+    return tuple(sorted(terms, key=lambda t: order[t.output]))
 
 
 def _check_monitor(monitor: str, data_entry: Data, metrics: list[Metric], span: Span) -> None:

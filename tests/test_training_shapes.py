@@ -1,0 +1,156 @@
+"""Training beyond one input, one output and a class per sample: reconstruction targets
+(autoencoders), several outputs with a weighted sum of losses, a class label per position, several
+inputs, and a held-out test split. Both outputs must train alike: from the same weights and the
+same batches, k optimizer steps leave the same parameters (float64, as in test_optimizers.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlspec.check import check_file, check_text
+from dlspec.diagnostics import DlsError
+from dlspec.runtime import load_generated
+from dlspec.transfer import keras_to_torch, torch_to_keras
+from dlspec.verify import keras_floatx, randomize
+
+STEPS = 3
+
+
+def _float64(a):
+    if isinstance(a, tuple):
+        return tuple(_float64(v) for v in a)
+    return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
+
+
+def _steps_agree(text, tmp_path, batch=16):
+    """Trains both generated models for STEPS batches of the spec's own data (the batches Keras's
+    TrainingBatches gives, augmentation included) from the same random weights; returns the largest
+    parameter difference, after asserting agreement."""
+    import keras
+    import torch
+
+    checked = check_text(text)
+    graph = checked.graph
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with keras_floatx("float64"):
+            t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+            x, y, _, _ = t_mod.load_data()
+            x, y = _float64(x), _float64(y)
+            t_model = t_mod.build_model().double()
+            randomize(t_model, seed=1)
+            k_model = k_mod.build_model()
+            torch_to_keras(graph, t_model, k_model)
+            k_mod.compile_model(k_model, STEPS)
+            t_opt, _ = t_mod.build_optimizer(t_model, STEPS)
+            batches = k_mod.TrainingBatches(x, y, batch)
+            t_losses, k_losses = [], []
+            for step in range(STEPS):
+                xb, targets = batches[step]
+                idx = t_mod.batch_indices(len(y), batch, 1, step)
+                t_x = tuple(torch.from_numpy(a) for a in xb) if isinstance(xb, tuple) else torch.from_numpy(xb)
+                t_model.train()
+                t_losses.append(t_mod.train_step(t_model, t_opt, t_x, torch.from_numpy(y[idx])).item())
+                k_losses.append(float(np.ravel(k_model.train_on_batch(xb, targets))[0]))
+            back = t_mod.build_model().double()
+            keras_to_torch(graph, k_model, back)
+    finally:
+        torch.set_default_dtype(default_dtype)
+        keras.backend.clear_session()
+    # The loss before each step: the same weighted sum in both (float64 rounding only).
+    np.testing.assert_allclose(k_losses, t_losses, rtol=1e-9)
+    expected, got = t_model.state_dict(), back.state_dict()
+    worst = 0.0
+    for name, value in expected.items():
+        np.testing.assert_allclose(got[name].numpy(), value.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+        worst = max(worst, float((got[name] - value).abs().max()))
+    moved = max(float((expected[k] - v).abs().max()) for k, v in t_mod.build_model().double().state_dict().items())
+    assert moved > 0
+    return worst
+
+
+def _error(text) -> str:
+    with pytest.raises(DlsError) as exc:
+        check_text(text)
+    return exc.value.diagnostics[0].message + " | " + (exc.value.diagnostics[0].hint or "")
+
+
+# --- 1. reconstruction targets ------------------------------------------------------------------
+
+AUTOENCODER = """
+model Autoencoder {{
+  input image: [1, 8, 8]
+  image -> conv2d(4, 3, stride=2, padding=same, activation=relu)
+  conv_transpose2d(1, 4, stride=2, padding=1, activation=sigmoid)
+}}
+
+train {{
+  data: {data}
+  loss: {loss}
+  optimizer: adam(lr=0.01)
+  batch_size: 16
+  {extra}
+}}
+"""
+
+
+def test_reconstruction_targets_are_the_clean_inputs(tmp_path):
+    checked = check_text(AUTOENCODER.format(data="digits(reconstruct=true)", loss="mse()", extra="augment: [noise(0.2)]"))
+    t_mod, k_mod = load_generated(checked, "torch", tmp_path / "t"), load_generated(checked, "keras", tmp_path / "k")
+    t_data, k_data = t_mod.load_data(), k_mod.load_data()
+    for a, b in zip(t_data, k_data):
+        np.testing.assert_array_equal(a, b)
+    x, y, x_val, y_val = t_data
+    np.testing.assert_array_equal(y, x)
+    np.testing.assert_array_equal(y_val, x_val)
+    assert y.dtype == np.float32 and y.shape == (len(x), 1, 8, 8)
+    xb, yb = k_mod.TrainingBatches(x, y, 16)[0]
+    idx = t_mod.batch_indices(len(y), 16, 1, 0)
+    np.testing.assert_array_equal(yb, x[idx])  # the targets: clean
+    noise = xb - yb
+    assert 0.15 < noise.std() < 0.25  # the inputs: noisy, noise(0.2)
+    np.testing.assert_array_equal(xb, t_mod.augment(x[idx], np.random.default_rng([0, 1, 0])))
+    np.testing.assert_array_equal(x[idx], y[idx])  # augmenting made a new array: the data is untouched
+
+
+def test_denoising_autoencoder_steps_agree(tmp_path):
+    worst = _steps_agree(AUTOENCODER.format(data="digits(reconstruct=true)", loss="mse()", extra="augment: [noise(0.2)]"), tmp_path)
+    assert worst < 1e-12
+
+
+@pytest.mark.parametrize(("data", "loss", "message"), [
+    ("digits(reconstruct=true)", "cross_entropy()", "cross_entropy needs class labels, but digits gives the inputs' values"),
+    ("synthetic(reconstruct=true, validation=0.5, test=0.5)", "mse()", "leave no training samples"),
+])
+def test_reconstruction_errors(data, loss, message):
+    assert message in _error(AUTOENCODER.format(data=data, loss=loss, extra=""))
+
+
+def test_reconstruction_needs_the_input_shape():
+    text = AUTOENCODER.format(data="digits(reconstruct=true)", loss="mse()", extra="").replace(
+        "conv_transpose2d(1, 4, stride=2, padding=1, activation=sigmoid)", "conv2d(1, 1)")
+    message = _error(text)
+    assert "input `image` [1, 8, 8] the target, but output `conv2d_2` is [1, 4, 4]" in message
+    assert "decoder" in message
+
+
+def test_reconstruction_from_files(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 1, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "images.npz", x=x)  # no `y`: the targets are the inputs
+    spec = tmp_path / "ae.dls"
+    spec.write_text(AUTOENCODER.format(data='npz("images.npz", reconstruct=true, validation=0.25)', loss="mae()", extra=""))
+    x_train, y_train, x_val, y_val = load_generated(check_file(spec), "keras", tmp_path / "k").load_data()
+    order = np.random.default_rng(0).permutation(20)
+    np.testing.assert_array_equal(x_train, x[order[5:]])
+    np.testing.assert_array_equal(y_train, x[order[5:]])
+    np.testing.assert_array_equal(y_val, x[order[:5]])
+    rows = ["a,b,c"] + [",".join(map(str, r)) for r in rng.standard_normal((12, 3))]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    spec.write_text("model Rows {\n  input v: [3]\n  dense(2) -> dense(3)\n}\n\n"
+                    'train {\n  data: csv("rows.csv", reconstruct=true, normalize=true)\n  loss: mse()\n}\n')
+    x_train, y_train, _, _ = load_generated(check_file(spec), "torch", tmp_path / "t").load_data()
+    np.testing.assert_array_equal(y_train, x_train)
+    np.testing.assert_allclose(y_train.mean(axis=0), 0, atol=1e-6)  # the normalized inputs are the targets
