@@ -234,7 +234,8 @@ def _init_depthwise(node, target: str, channels: int, multiplier: int, kernel: t
     as PyTorch lays it out."""
     if node.init.name == "orthogonal":
         return node.init.torch(target)
-    return node.init.torch(f"{target}.view({channels}, {multiplier}, {', '.join(map(str, kernel))}).transpose(0, 1)")
+    view = f"{target}.view({channels}, {multiplier}, {', '.join(map(str, kernel))}).transpose(0, 1)"
+    return node.init.torch(view) + "  # fans as Keras counts them"
 
 
 def _depthwise_to_keras(w, channels: int, multiplier: int, dims: int):
