@@ -137,7 +137,7 @@ class CosineSimilarity(Loss):
 class Mean(Loss):
     """The mean of the output's values (over the batch and every value of a sample), read without
     targets: a term the model computes itself, such as the KL divergence of `kl_normal()`. One term
-    of a list of per-output losses, e.g. `loss: [mse(output=recon), mean(output=kl, weight=0.001)]`."""
+    of a list of per-output losses, e.g. `loss: [mse(out=recon), mean(out=kl, weight=0.001)]`."""
 
     name = "mean"
     example = "mean()"

@@ -62,7 +62,7 @@ SETTINGS = {
     "model": "which model to train (when the spec has several)",
     "data": "where samples come from: digits(...) or synthetic(...)",
     "loss": "mse, mae, huber, smooth_l1, cross_entropy, binary_cross_entropy, nll, kl_divergence, cosine_similarity or mean; "
-            "for several outputs a list of losses, each with output=NAME and weight=W: [mse(output=recon), mean(output=kl, weight=0.001)]",
+            "for several outputs a list of losses, each with out=NAME and weight=W: [mse(out=recon), mean(out=kl, weight=0.001)]",
     "optimizer": "sgd, adam, adamw, adagrad, rmsprop, adamax or nadam, e.g. adam(lr=1e-3)",
     "schedule": "constant, step, multistep, exponential, cosine, cosine_restarts or one_cycle; each takes warmup=N",
     "epochs": "passes over the training data",
@@ -240,11 +240,11 @@ def _span_of(graph: Graph, name: str) -> Span:
 
 
 def _loss_terms(v: Any, span: Span, graph: Graph) -> tuple[Term, ...]:
-    """`loss: mse()`, or a list of per-output losses `[mse(output=recon), mean(output=kl, weight=0.001)]`:
+    """`loss: mse()`, or a list of per-output losses `[mse(out=recon), mean(out=kl, weight=0.001)]`:
     every output has one term, and at most one term reads the data's targets."""
     items = v if isinstance(v, list) else [v]
     outputs = graph.outputs
-    example = f"[mse(output={outputs[0]}), mean(output={outputs[-1]}, weight=0.001)]" if len(outputs) > 1 else "mse()"
+    example = f"[mse(out={outputs[0]}), mean(out={outputs[-1]}, weight=0.001)]" if len(outputs) > 1 else "mse()"
     if not items:
         raise error("`loss` takes a loss, or a list of losses one per output", span, hint=f"e.g. `loss: {example}`")
     terms: list[Term] = []
@@ -255,9 +255,9 @@ def _loss_terms(v: Any, span: Span, graph: Graph) -> tuple[Term, ...]:
         output, weight, kwargs, kwarg_spans = None, 1.0, [], []
         for i, (k, a) in enumerate(call.kwargs):
             at = call.kwarg_spans[i] if i < len(call.kwarg_spans) else here
-            if k == "output":
+            if k == "out":
                 if not isinstance(a, str) or a not in outputs:
-                    raise error(f"{call.name}: output={describe(a)} is not an output of model `{graph.name}`", at,
+                    raise error(f"{call.name}: out={describe(a)} is not an output of model `{graph.name}`", at,
                                 hint=did_you_mean(str(a), outputs) or f"its outputs: {', '.join(outputs)}")
                 output = str(a)
             elif k == "weight":
@@ -281,7 +281,7 @@ def _loss_terms(v: Any, span: Span, graph: Graph) -> tuple[Term, ...]:
     missing = [o for o in outputs if o not in spans]
     if missing:
         raise error(f"output `{missing[0]}` has no loss", span,
-                    hint=f"every output needs a loss term; for a value the model computes itself, add `mean(output={missing[0]})`")
+                    hint=f"every output needs a loss term; for a value the model computes itself, add `mean(out={missing[0]})`")
     reading = [t for t in terms if t.reads_targets]
     if len(reading) > 1:
         raise error(f"outputs `{reading[0].output}` and `{reading[1].output}` both read the data's targets; the data gives "

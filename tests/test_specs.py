@@ -34,6 +34,15 @@ def test_generated_code_is_ruff_clean(spec, target, tmp_path):
     assert ruff.returncode == 0, ruff.stdout
 
 
+def _first(x, n=8):
+    """The first n samples of the inputs: an array, or a tuple of arrays for a model with several."""
+    return tuple(a[:n] for a in x) if isinstance(x, tuple) else x[:n]
+
+
+def _shapes(out) -> list[tuple]:
+    return [tuple(o.shape) for o in (out if isinstance(out, list | tuple) else [out])]
+
+
 def test_torch_forward_and_one_step(spec, tmp_path):
     import torch
 
@@ -41,9 +50,9 @@ def test_torch_forward_and_one_step(spec, tmp_path):
     module = load_generated(checked, "torch", tmp_path)
     x, y, _, _ = module.load_data()
     model = module.build_model()
-    xb, yb = torch.from_numpy(x[:8]), torch.from_numpy(y[:8])
-    out = model(xb)
-    assert tuple(out.shape) == (8, *checked.graph.shape_of(checked.graph.outputs[0]))
+    xb, yb = _first(x), torch.from_numpy(y[:8])
+    out = model(*map(torch.from_numpy, xb)) if isinstance(xb, tuple) else model(torch.from_numpy(xb))
+    assert _shapes(out) == [(8, *checked.graph.shape_of(o)) for o in checked.graph.outputs]
     optimizer, _ = module.build_optimizer(model, 10)
     before = [p.detach().clone() for p in model.parameters()]
     loss = module.loss_fn(out, yb)
@@ -60,11 +69,12 @@ def test_keras_forward_and_one_step(spec, tmp_path):
     module = load_generated(checked, "keras", tmp_path)
     x, y, _, _ = module.load_data()
     model = module.build_model()
-    out = np.asarray(model(x[:8], training=False))
-    assert out.shape == (8, *checked.graph.shape_of(checked.graph.outputs[0]))
+    out = model(_first(x), training=False)
+    assert _shapes(out) == [(8, *checked.graph.shape_of(o)) for o in checked.graph.outputs]
     module.compile_model(model, 10)
     before = [w.copy() for w in model.get_weights()]
-    loss = model.train_on_batch(x[:8], y[:8])
+    # Several outputs: fit takes one target per output (the generated targets_of).
+    loss = model.train_on_batch(_first(x), getattr(module, "targets_of", lambda t: t)(y[:8]))
     assert np.isfinite(float(np.ravel(loss)[0]))
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     keras.backend.clear_session()

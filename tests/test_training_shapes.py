@@ -143,6 +143,7 @@ def test_reconstruction_from_files(tmp_path):
     spec = tmp_path / "ae.dls"
     spec.write_text(AUTOENCODER.format(data='npz("images.npz", reconstruct=true, validation=0.25)', loss="mae()", extra=""))
     x_train, y_train, x_val, y_val = load_generated(check_file(spec), "keras", tmp_path / "k").load_data()
+    np.testing.assert_array_equal(x_val, y_val)
     order = np.random.default_rng(0).permutation(20)
     np.testing.assert_array_equal(x_train, x[order[5:]])
     np.testing.assert_array_equal(y_train, x[order[5:]])
@@ -154,3 +155,110 @@ def test_reconstruction_from_files(tmp_path):
     x_train, y_train, _, _ = load_generated(check_file(spec), "torch", tmp_path / "t").load_data()
     np.testing.assert_array_equal(y_train, x_train)
     np.testing.assert_allclose(y_train.mean(axis=0), 0, atol=1e-6)  # the normalized inputs are the targets
+
+
+# --- 2. several outputs, a weighted sum of losses -----------------------------------------------
+
+TWO_HEADS = """
+model TwoHeads {{
+  input image: [64]
+  image -> dense(8, activation=tanh) -> h
+  h -> dense(3) -> mean
+  h -> dense(3) -> log_var
+  mean -> dense({recon_units}{recon_act}) -> recon
+  (mean, log_var) -> kl_normal() -> kl
+  output {outputs}
+}}
+
+train {{
+  data: digits({data})
+  loss: {loss}
+  optimizer: {optimizer}
+  batch_size: 16
+  {extra}
+}}
+"""
+
+
+def _two_heads(loss, data="reconstruct=true", recon_units=64, recon_act=", activation=sigmoid", outputs="recon, kl",
+               optimizer="adam(lr=0.01)", extra=""):
+    return TWO_HEADS.format(loss=loss, data=data, recon_units=recon_units, recon_act=recon_act, outputs=outputs,
+                            optimizer=optimizer, extra=extra)
+
+
+@pytest.mark.parametrize(("loss", "kwargs"), [
+    ("[mse(out=recon), mean(out=kl, weight=0.01)]", {}),
+    # listed in another order than the outputs; a weight on the target-reading term; a penalty
+    # (added once, though Keras multiplies the first output's loss by its weight)
+    ("[mean(out=kl, weight=0.5), mse(out=recon, weight=2)]", {"optimizer": "sgd(lr=0.1, momentum=0.9)", "extra": "l2: 0.01"}),
+    ("[mean(out=kl, weight=0.1), mse(out=recon, weight=3)]", {"outputs": "kl, recon", "extra": "l1: 0.001\n  clip_norm: 0.5"}),
+    ("[cross_entropy(out=recon, label_smoothing=0.1), mean(out=kl, weight=0.2)]",
+     {"data": "", "recon_units": 10, "recon_act": "", "extra": "metrics: [accuracy]"}),
+])
+def test_weighted_sums_of_output_losses_train_alike(loss, kwargs, tmp_path):
+    worst = _steps_agree(_two_heads(loss, **kwargs), tmp_path)
+    assert worst < 1e-12
+
+
+def test_the_total_loss_and_metrics_of_several_outputs_agree(tmp_path):
+    """evaluate() in both outputs: Keras's loss_fn is fit's own sum (LOSSES, LOSS_WEIGHTS), and the
+    metrics read the target-reading output, wherever it is among the outputs."""
+    import torch
+
+    from dlspec.verify import build_pair
+
+    text = _two_heads("[mean(out=kl, weight=0.01), cross_entropy(out=recon)]", data="", recon_units=10, recon_act="",
+                      outputs="kl, recon", extra="metrics: [accuracy, f1(macro)]")
+    checked = check_text(text)
+    t_model, k_model = build_pair(checked)
+    with keras_floatx("float64"):
+        t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+        x, y, _, _ = t_mod.load_data()
+        x = x[:100].astype(np.float64)
+        y = y[:100]
+        t_logs, k_logs = t_mod.evaluate(t_model, x, y), k_mod.evaluate(k_model, x, y)
+        with torch.no_grad():
+            kl, logits = t_model(torch.from_numpy(x))
+    expected = 0.01 * kl.mean().item() + torch.nn.functional.cross_entropy(logits, torch.from_numpy(y)).item()
+    np.testing.assert_allclose(t_logs["loss"], expected, rtol=1e-12)
+    np.testing.assert_allclose(k_logs["loss"], t_logs["loss"], rtol=1e-12)
+    assert t_logs["accuracy"] == k_logs["accuracy"] == float(np.mean(logits.numpy().argmax(1) == y))
+    assert t_logs["f1_macro"] == k_logs["f1_macro"]
+
+
+def test_vae_spec_losses_agree_in_inference(tmp_path):
+    from pathlib import Path
+
+    from dlspec.verify import build_pair
+
+    checked = check_file(Path(__file__).resolve().parent.parent / "specs" / "vae.dls")
+    t_model, k_model = build_pair(checked)
+    with keras_floatx("float64"):
+        t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+        x, y, _, _ = t_mod.load_data()
+        x, y = x[:64].astype(np.float64), y[:64].astype(np.float64)
+        t_logs, k_logs = t_mod.evaluate(t_model, x, y), k_mod.evaluate(k_model, x, y)
+    assert set(t_logs) == {"loss", "mse"}
+    for k in t_logs:
+        np.testing.assert_allclose(k_logs[k], t_logs[k], rtol=1e-9)
+
+
+@pytest.mark.parametrize(("loss", "extra", "message"), [
+    ("mse()", "", "model `TwoHeads` has 2 outputs (recon, kl): say which one mse reads"),
+    ("[mse(out=recon), mean(out=kll)]", "", "mean: out=kll is not an output of model `TwoHeads` | did you mean `kl`?"),
+    ("[mse(out=recon), mae(out=recon)]", "", "output `recon` has two losses"),
+    ("[mse(out=recon)]", "", "output `kl` has no loss | every output needs a loss term; for a value the model computes itself, add `mean(out=kl)`"),
+    ("[mse(out=recon), mse(out=kl)]", "", "outputs `recon` and `kl` both read the data's targets"),
+    ("[mean(out=recon), mean(out=kl)]", "metrics: [mse]", "no loss term reads targets"),
+    ("[mse(out=recon, weight=-1), mean(out=kl)]", "", "mse: weight must be a positive number, got -1"),
+    ("[mse(out=recon, wieght=2), mean(out=kl)]", "", "mse has no argument `wieght`"),
+    ("[]", "", "`loss` takes a loss, or a list of losses one per output"),
+])
+def test_loss_list_errors(loss, extra, message):
+    assert message in _error(_two_heads(loss, extra=extra))
+
+
+def test_target_free_losses_only(tmp_path):
+    # Every term target-free: the data's targets are not read; training still runs in both outputs.
+    worst = _steps_agree(_two_heads("[mean(out=recon, weight=0.5), mean(out=kl)]", data=""), tmp_path)
+    assert worst < 1e-12
