@@ -83,6 +83,7 @@ class KerasGenerator(Generator):
         return {
             "keras_imports": ", ".join(used),
             "optimizer": p.optimizer.keras("learning_rate", **{k: v for k, v in (("clip_value", p.clip_value), ("clip_norm", p.clip_norm)) if v}),
+            "d_optimizer": p.d_optimizer.keras("learning_rate") if p.d_optimizer else None,  # a GAN's discriminator
         }
 
 

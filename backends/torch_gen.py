@@ -38,4 +38,5 @@ class TorchGenerator(Generator):
         p = self.plan
         return {
             "optimizer": p.optimizer.torch("model.parameters()"),
+            "d_optimizer": p.d_optimizer.torch("model.parameters()") if p.d_optimizer else None,  # a GAN's discriminator
         }

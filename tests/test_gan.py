@@ -1,0 +1,184 @@
+"""Adversarial training (a train section with a `discriminator`): the plan's checks, the same
+adversarial steps in both outputs, and `dls run` of a GAN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dlspec.backends.codegen import builder_name
+from dlspec.check import check_text
+from dlspec.diagnostics import DlsError
+from dlspec.runtime import load_generated
+from dlspec.transfer import keras_to_torch, torch_to_keras
+from dlspec.verify import keras_floatx, randomize
+
+# Every dimension differs (noise 5, map [4, 3, 2], samples [2, 6, 4]), so that a wrong transpose
+# cannot pass by symmetry; batch norm in both models, in training mode.
+SPEC = """
+model Gen {{
+  input z: [5]
+  z -> dense(24) -> reshape((4, 3, 2)) -> batchnorm() -> relu()
+  conv_transpose2d(2, 4, stride=2, padding=1) -> tanh()
+}}
+
+model Disc {{
+  input sample: [2, 6, 4]
+  sample -> conv2d(3, 3, stride=2, padding=1) -> leaky_relu(0.2) -> batchnorm() -> flatten() -> dense(1)
+}}
+
+train {{
+  model: Gen
+  discriminator: Disc
+  data: synthetic(samples=64)
+  loss: {loss}
+  optimizer: {optimizer}
+  schedule: {schedule}
+  epochs: 2
+  batch_size: 16
+  {extra}
+}}
+"""
+STEPS = 4
+
+CASES = [
+    ("adversarial()", "adam(lr=0.01, beta1=0.5)", "constant()", ""),
+    ("adversarial(label_smoothing=0.1)", "sgd(lr=0.1, momentum=0.9)", "cosine(min_ratio=0.1)", "d_optimizer: adam(lr=0.02)"),
+    ("adversarial(label_smoothing=0.2)", "rmsprop(lr=0.01)", "constant()", "d_optimizer: nadam(lr=0.01)"),
+]
+
+
+def gan(loss="adversarial()", optimizer="adam(lr=0.01)", schedule="constant()", extra=""):
+    return SPEC.format(loss=loss, optimizer=optimizer, schedule=schedule, extra=extra)
+
+
+@pytest.mark.parametrize("loss,optimizer,schedule,extra", CASES)
+def test_adversarial_steps_agree(loss, optimizer, schedule, extra, tmp_path):
+    import keras
+    import torch
+
+    checked = check_text(gan(loss, optimizer, schedule, extra))
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # PyTorch's optimizer state (NAdam's mu product) in float64 too
+    try:
+        _steps(checked, tmp_path)
+    finally:
+        torch.set_default_dtype(default_dtype)
+        keras.backend.clear_session()
+
+
+def _steps(checked, tmp_path):
+    import tensorflow as tf
+    import torch
+
+    graphs = {g.name: g for g in checked.graphs}
+    pair = [graphs["Gen"], graphs["Disc"]]
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal((8, 2, 6, 4)), rng.standard_normal((8, 5))) for _ in range(STEPS)]
+    with keras_floatx("float64"):
+        t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+        t_models, k_models = [], []
+        for seed, graph in enumerate(pair, start=1):
+            t_model = getattr(t_mod, builder_name(checked, graph))().double()
+            randomize(t_model, seed=seed)
+            k_model = getattr(k_mod, builder_name(checked, graph))()
+            torch_to_keras(graph, t_model, k_model)
+            t_models.append(t_model)
+            k_models.append(k_model)
+        d_build = "build_d_optimizer" if checked.plan.d_optimizer else "build_optimizer"
+        (t_g_opt, t_g_sched), (t_d_opt, t_d_sched) = t_mod.build_optimizer(t_models[0], STEPS), getattr(t_mod, d_build)(t_models[1], STEPS)
+        k_g_opt, k_d_opt = k_mod.build_optimizer(STEPS), getattr(k_mod, d_build)(STEPS)
+        k_step = tf.function(k_mod.train_step)  # as fit runs it
+        t_losses, k_losses = [], []
+        for real, z in batches:
+            t_losses.append([v.item() for v in t_mod.train_step(*t_models, t_g_opt, t_d_opt, torch.from_numpy(real), torch.from_numpy(z))])
+            for scheduler in (t_g_sched, t_d_sched):
+                if scheduler is not None:
+                    scheduler.step()
+            k_losses.append([float(v) for v in k_step(*k_models, k_g_opt, k_d_opt, real, z)])
+        # Copied back into fresh PyTorch models, to compare in PyTorch's layout.
+        backs = []
+        for graph, k_model in zip(pair, k_models):
+            back = getattr(t_mod, builder_name(checked, graph))().double()
+            keras_to_torch(graph, k_model, back)
+            backs.append(back)
+    # The losses of every step: float64 rounding only (a wrong label, sum or batch-norm mode is off by > 1e-3).
+    np.testing.assert_allclose(k_losses, t_losses, rtol=1e-9)
+    worst = 0.0
+    for i, (graph, t_model, back) in enumerate(zip(pair, t_models, backs)):
+        got = dict(back.named_parameters())
+        for name, value in t_model.named_parameters():
+            a, b = got[name].detach().numpy(), value.detach().numpy()
+            worst = max(worst, float(np.abs(a - b).max()))
+            # Four steps of size ~lr (1e-2) through both models: 1e-8 absolute is 1e-6 of a step, room
+            # only for float64 rounding, which m / sqrt(v) (Adam, RMSprop) enlarges where a gradient
+            # is near 0 (measured: up to 5.3e-10). A wrong formula or order is off by ~1e-3 of a step or more.
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-8, err_msg=f"{graph.name}.{name}")
+        start = getattr(t_mod, builder_name(checked, graph))().double()
+        randomize(start, seed=i + 1)
+        moved = max((dict(start.named_parameters())[k] - v).abs().max().item() for k, v in t_model.named_parameters())
+        assert moved > 1e-4, f"{graph.name} did not train"
+    print(f"largest parameter difference: {worst:.2e}")
+
+
+# --- the plan's checks ---------------------------------------------------------------------------------
+
+def _with(old: str, new: str) -> str:
+    text = gan()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+ERRORS = [
+    ("no discriminator", _with("  discriminator: Disc\n", ""), "names none", "discriminator: <model>"),
+    ("unknown discriminator", _with("discriminator: Disc", "discriminator: Dics"), "unknown model `Dics`", "Disc"),
+    ("itself", _with("discriminator: Disc", "discriminator: Gen"), "both the generator", "a model of its own"),
+    ("supervised loss", _with("loss: adversarial()", "loss: mse()"), "not mse", "label_smoothing"),
+    ("smoothing of 1", _with("loss: adversarial()", "loss: adversarial(label_smoothing=1)"), "label_smoothing", None),
+    ("fake shape", _with("input sample: [2, 6, 4]", "input sample: [2, 4, 6]"),
+     "the generator gives samples of shape [2, 6, 4], but the discriminator's input `sample` is [2, 4, 6]", "same shape"),
+    ("verdict shape", _with("-> dense(1)", "-> dense(2)"), "one logit per sample, shape [1], but `Disc` gives [2]", "dense(1)"),
+    ("integer noise", _with("input z: [5]\n  z -> dense(24)", "input z: int[5]\n  z -> embedding(10, 4) -> flatten() -> dense(24)"),
+     "`z` receives noise z ~ N(0, 1), so it must be float", "input z: [5]"),
+    ("data shape", _with("data: synthetic(samples=64)", "data: digits()"), "digits gives 64 pixels", "[1, 8, 8]"),
+    ("metrics", _with("  epochs: 2\n", "  epochs: 2\n  metrics: [accuracy]\n"), "`metrics` is not supported in adversarial training", "d_loss"),
+    ("early stopping", _with("  epochs: 2\n", "  early_stopping: patience(3)\n"), "`early_stopping` is not supported", None),
+    ("plateau", _with("schedule: constant()", "schedule: plateau()"), "watches a validation figure", "cosine()"),
+    ("adversarial without a discriminator", "model M {\n  input x: [4]\n  dense(1)\n}\n\ntrain {\n  loss: adversarial()\n}\n",
+     "trains a generator against a discriminator", "discriminator: <model>"),
+]
+
+
+@pytest.mark.parametrize("case,text,message,hint", ERRORS, ids=[e[0] for e in ERRORS])
+def test_plan_errors(case, text, message, hint):
+    with pytest.raises(DlsError) as info:
+        check_text(text)
+    d = info.value.diagnostics[0]
+    assert message in d.message
+    assert d.span.known
+    if hint:
+        assert hint in (d.hint or "")
+
+
+def test_the_plan_of_a_gan():
+    plan = check_text(gan(extra="d_optimizer: sgd(lr=0.1)")).plan
+    assert (plan.model, plan.discriminator, plan.loss.name) == ("Gen", "Disc", "adversarial")
+    assert (plan.optimizer.name, plan.d_optimizer.name) == ("adam", "sgd")
+    # Supervised specs with two models keep their plan: no discriminator.
+    two = gan().split("train {")[0] + "train {\n  model: Disc\n  data: synthetic(task=binary)\n  loss: binary_cross_entropy()\n}\n"
+    assert check_text(two).plan.discriminator is None
+
+
+def test_the_losses_follow_their_formulas(tmp_path):
+    import torch
+
+    module = load_generated(check_text(gan("adversarial(label_smoothing=0.2)")), "torch", tmp_path)
+    real, fake = np.array([[0.3], [-1.2], [2.0]]), np.array([[-0.5], [0.8], [0.1]])
+
+    def bce(x, t):  # with logits, averaged
+        return float(np.mean(np.logaddexp(0, x) - t * x))
+
+    d = module.d_loss_fn(torch.from_numpy(real), torch.from_numpy(fake)).item()
+    g = module.g_loss_fn(torch.from_numpy(fake)).item()
+    assert d == pytest.approx(bce(real, 0.8) + bce(fake, 0.0), rel=1e-12)
+    assert g == pytest.approx(bce(fake, 1.0), rel=1e-12)  # non-saturating: -log D(G(z)), not log(1 - D(G(z)))
