@@ -134,13 +134,38 @@ def _steps(checked, tmp_path):
             k_model.train_on_batch(x, y)
         # The learning-rate sequence is the same function of the step (EQUIVALENCE.md trap 11).
         np.testing.assert_allclose(k_lrs, t_lrs, rtol=1e-12)
-        assert checked.plan.schedule.name == "constant" or t_lrs[-1] < t_lrs[0]
+        schedule = checked.plan.schedule
+        assert (len(set(t_lrs)) > 1) == (schedule.name != "constant" or schedule.warmup > 0), t_lrs
         # Compare in PyTorch's layout: copy Keras's weights into a fresh PyTorch model.
         back = t_mod.build_model().double()
         keras_to_torch(graph, k_model, back)
     expected, got = t_model.state_dict(), back.state_dict()
     for name, value in expected.items():
+        if name.endswith("num_batches_tracked"):  # a count PyTorch keeps, read only without momentum
+            continue
         # Steps of size ~lr: agreement to 1e-9 relative leaves room only for float64 rounding.
         np.testing.assert_allclose(got[name].numpy(), value.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
     moved = max(float((expected[k] - v).abs().max()) for k, v in t_mod.build_model().double().state_dict().items())
     assert moved > 0
+
+
+BATCHNORM_SPEC = """
+model Net {
+  input x: [3, 6, 5]
+  x -> conv2d(2, 3, padding=same) -> batchnorm() -> relu() -> flatten() -> batchnorm(momentum=0.3) -> dense(4)
+}
+
+train {
+  data: synthetic(samples=64)
+  optimizer: sgd(lr=0.01)
+  epochs: 2
+  batch_size: 16
+}
+"""
+
+
+def test_batch_norm_statistics_update_alike(tmp_path):
+    # PyTorch updates the running variance with the batch's unbiased variance, Keras with the
+    # biased one (0.15% apart here, found by tests/test_training_properties.py): the Keras output
+    # carries a BatchNormalization subclass with PyTorch's rule.
+    _run(BATCHNORM_SPEC, tmp_path)

@@ -32,7 +32,9 @@ def _affine(shapes):
 @layer
 class BatchNorm(Layer):
     """Normalizes each channel over the batch (and spatial positions): [C], [C, L], [C, H, W] or
-    [C, D, H, W]."""
+    [C, D, H, W]. In training, the batch's own statistics normalize it (biased variance) and update
+    the running ones with PyTorch's rule: running = (1 − momentum)·running + momentum·batch, with
+    the unbiased variance (n/(n − 1)); Keras's output carries a small subclass doing the same."""
 
     name = "batchnorm"
     keras_layout = CHANNELS_LAST
@@ -56,8 +58,10 @@ class BatchNorm(Layer):
         kind = {1: "1d", 2: "1d", 3: "2d", 4: "3d"}[len(node.in_shapes[0])]
         return fn(f"nn.BatchNorm{kind}", node.in_shapes[0][0], eps=self.eps, momentum=self.momentum)
 
+    keras_classes = ("norm_batchnorm",)  # PyTorch's unbiased running variance (EQUIVALENCE.md trap 5)
+
     def keras_layer(self, node, layout):
-        return fn("layers.BatchNormalization", axis=-1, epsilon=self.eps, momentum=round(1.0 - self.momentum, 12), name=node.name)
+        return fn("BatchNorm", axis=-1, epsilon=self.eps, momentum=round(1.0 - self.momentum, 12), name=node.name)
 
     def to_keras(self, node, w):
         return [w["weight"], w["bias"], w["running_mean"], w["running_var"]]
