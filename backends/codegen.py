@@ -58,12 +58,10 @@ class Generator:
         self.plan = checked.plan
         schedule = self.plan.schedule
         self.constant_lr = schedule.name in ("constant", "plateau") and not schedule.warmup
-        # The model the data feeds: a GAN's samples feed its discriminator.
-        self.data_graph: Graph = next((g for g in checked.graphs if g.name == self.plan.discriminator), self.graph)
 
     # --- what both targets share ---
     def data_context(self) -> dict:
-        g, p = self.data_graph, self.plan
+        g, p = self.graph, self.plan
         x = g.inputs[0]
         target = getattr(p, "target_output", None) or g.outputs[0]
         out = g.shape_of(target)
@@ -140,22 +138,6 @@ class Generator:
             "models": [{"class_name": class_name(g.name), "builder": builder_name(self.checked, g), **self.model_context(g)}
                        for g in sorted(self.checked.graphs, key=lambda g: g is not self.graph)],
             **self.training_context(),
-            "gan": self.gan_context(),
-        }
-
-    def gan_context(self) -> dict | None:
-        """Adversarial training (a `discriminator` in the plan): the generator's noise and the
-        discriminator's builder; None for supervised training."""
-        p = self.plan
-        if p.discriminator is None:
-            return None
-        return {
-            "generator": class_name(self.graph.name),
-            "discriminator": class_name(self.data_graph.name),
-            "d_builder": builder_name(self.checked, self.data_graph),
-            "noise_shape": lit(tuple(self.graph.inputs[0].shape)),
-            "d_lr": lit(p.d_optimizer.lr) if p.d_optimizer else None,
-            "d_optimizer_template": p.d_optimizer.template if p.d_optimizer else None,
         }
 
     def loss_source(self, context: dict) -> str:
@@ -198,10 +180,11 @@ class Generator:
 WIDTH = 100
 
 
-def wrap(line: str, width: int = WIDTH) -> str:
+def wrap(line: str, width: int = WIDTH, nested: bool = False) -> str:
     """Breaks a long `name = callee(args)(...)` line after its first `(`, packing the arguments
-    into lines of at most `width`, in the style of black and ruff format."""
-    if len(line) <= width or not re.match(r"\s*[\w.]+ = [\w.]+\(", line):
+    into lines of at most `width`, in the style of black and ruff format; an argument that is a
+    long call itself (a layer wrapped in Bidirectional, say) is broken the same way."""
+    if len(line) <= width or not re.match(r"\s*[\w.]+\(" if nested else r"\s*[\w.]+ = [\w.]+\(", line):
         return line
     indent = line[: len(line) - len(line.lstrip())]
     open_at = line.index("(")
@@ -242,7 +225,7 @@ def wrap(line: str, width: int = WIDTH) -> str:
         else:
             row = f"{row} {piece}" if row else piece
     rows.append(row)
-    return "\n".join([line[: open_at + 1], *(inner + r for r in rows), indent + line[i:]])
+    return "\n".join([line[: open_at + 1], *(wrap(inner + r, width, nested=True) for r in rows), indent + line[i:]])
 
 
 def generate(checked: Checked, target: str, location: Path | None = None) -> str:

@@ -262,3 +262,130 @@ def test_target_free_losses_only(tmp_path):
     # Every term target-free: the data's targets are not read; training still runs in both outputs.
     worst = _steps_agree(_two_heads("[mean(out=recon, weight=0.5), mean(out=kl)]", data=""), tmp_path)
     assert worst < 1e-12
+
+
+# --- 3. a class label per position --------------------------------------------------------------
+
+TAGGER = """
+model Tagger {{
+  input tokens: int[{seq}]
+  tokens -> embedding(11, 6)
+  gru(5, bidirectional=true, return_sequences=true)
+  dense({classes}){head}
+}}
+
+train {{
+  data: synthetic(samples=64)
+  loss: {loss}
+  optimizer: adam(lr=0.01)
+  batch_size: 16
+  metrics: [accuracy, top_k(2), precision(micro), recall(macro), f1(macro), confusion_matrix]
+}}
+"""
+W = [1.0, 2.0, 0.5, 3.0]
+
+
+def _log_softmax(z):
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _ce(p, t, eps=0.0, w=None):
+    """PyTorch's cross-entropy over every position: logits [B, S, C], labels [B, S]."""
+    lp = _log_softmax(p).reshape(-1, p.shape[-1])
+    t = t.reshape(-1)
+    w = np.ones(p.shape[-1]) if w is None else np.array(w)
+    picked = -w[t] * lp[np.arange(len(t)), t]
+    smooth = -(w * lp).sum(axis=1) / p.shape[-1]
+    return ((1 - eps) * picked.sum() + eps * smooth.sum()) / w[t].sum()
+
+
+PER_POSITION = {
+    "cross_entropy()": lambda p, t: _ce(p, t),
+    "cross_entropy(label_smoothing=0.2)": lambda p, t: _ce(p, t, 0.2),
+    f"cross_entropy(class_weights={W})": lambda p, t: _ce(p, t, 0.0, W),
+    f"cross_entropy(label_smoothing=0.1, class_weights={W})": lambda p, t: _ce(p, t, 0.1, W),
+    "cross_entropy(from_logits=false)": None,
+    f"cross_entropy(from_logits=false, label_smoothing=0.1, class_weights={W})": None,
+    "nll()": lambda p, t: -np.mean(np.take_along_axis(p, t[..., None], axis=-1)),
+}
+
+
+@pytest.mark.parametrize("loss", list(PER_POSITION))
+def test_per_position_loss_value_and_gradient_agree(loss, tmp_path):
+    import tensorflow as tf
+    import torch
+
+    rng = np.random.default_rng(len(loss))
+    batch, seq, classes = 3, 7, 4
+    target = rng.integers(0, classes, (batch, seq))
+    raw = rng.standard_normal((batch, seq, classes)) * 2
+    if "from_logits=false" in loss:
+        prediction = np.exp(raw) / np.exp(raw).sum(axis=-1, keepdims=True)
+        prediction[1, 2, 3] = 1e-9  # clipped alike in both
+    elif loss.startswith("nll"):
+        prediction = _log_softmax(raw)
+    else:
+        prediction = raw
+    checked = check_text(TAGGER.format(seq=seq, classes=classes, loss=loss, head=" -> log_softmax()" if loss.startswith("nll") else ""))
+    with keras_floatx("float64"):
+        t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+        p = torch.tensor(prediction, requires_grad=True)
+        t_loss = t_mod.loss_fn(p, torch.from_numpy(target))
+        t_loss.backward()
+        k_p = tf.Variable(prediction)
+        with tf.GradientTape() as tape:
+            k_loss = tf.reduce_mean(k_mod.loss_fn(tf.constant(target), tf.convert_to_tensor(k_p)))  # Keras's mean over all values
+        k_grad = tape.gradient(k_loss, k_p).numpy()
+    np.testing.assert_allclose(float(k_loss), t_loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(k_grad, p.grad.numpy(), rtol=1e-9, atol=1e-14)
+    if PER_POSITION[loss] is not None:
+        np.testing.assert_allclose(t_loss.item(), PER_POSITION[loss](prediction, target), rtol=1e-12)
+
+
+def test_per_position_metrics_and_labels(tmp_path):
+    checked = check_text(TAGGER.format(seq=7, classes=4, loss="cross_entropy()", head=""))
+    t_mod, k_mod = load_generated(checked, "torch", tmp_path / "t"), load_generated(checked, "keras", tmp_path / "k")
+    x, y, _, _ = t_mod.load_data()
+    assert y.shape == (len(x), 7) and y.dtype == np.int64 and set(np.unique(y)) <= {0, 1, 2, 3}
+    # synthetic tags a token by a fixed rule: one token id, one tag, wherever it stands
+    tags = {}
+    for token, tag in zip(x.ravel(), y.ravel()):
+        assert tags.setdefault(token, tag) == tag
+    rng = np.random.default_rng(3)
+    out = rng.standard_normal((len(y), 7, 4))
+    logs = t_mod.compute_metrics(out, y)
+    assert logs == k_mod.compute_metrics(out, y)
+    predicted = out.argmax(-1)
+    assert logs["accuracy"] == np.mean(predicted == y)  # over every position of every sample
+    assert logs["precision_micro"] == pytest.approx(np.mean(predicted == y))
+    top2 = np.argsort(-out, axis=-1)[..., :2]
+    assert logs["top2_accuracy"] == np.mean((top2 == y[..., None]).any(-1))
+    matrix = t_mod.confusion_matrix(out, y)
+    assert matrix.sum() == y.size and np.trace(matrix) == (predicted == y).sum()
+
+
+def test_tagger_steps_agree(tmp_path):
+    worst = _steps_agree(TAGGER.format(seq=7, classes=4, loss=f"cross_entropy(label_smoothing=0.1, class_weights={W})", head=""),
+                         tmp_path)
+    assert worst < 1e-12
+
+
+@pytest.mark.parametrize(("body", "data", "message"), [
+    ("input x: [6]\n  dense(20)\n  reshape((5, 2, 2))", "synthetic()",
+     "cross_entropy needs an output of shape [classes], or [positions, classes] for a label per position, but output `reshape` is [5, 2, 2]"),
+    ("input x: [8, 8]\n  dense(10)", "digits()", "digits has 10 classes, but the model's output is [8, 10]"),
+])
+def test_per_position_errors(body, data, message):
+    assert message in _error(f"model M {{\n  {body}\n}}\n\ntrain {{\n  data: {data}\n}}\n")
+
+
+def test_per_position_labels_from_a_file(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tags.npz", x=rng.integers(0, 11, (20, 7)), y=rng.integers(0, 4, (20, 7)))
+    spec = tmp_path / "tagger.dls"
+    spec.write_text(TAGGER.format(seq=7, classes=4, loss="cross_entropy()", head="").replace("synthetic(samples=64)", 'npz("tags.npz")'))
+    x, y, _, _ = load_generated(check_file(spec), "torch", tmp_path / "t").load_data()
+    assert x.shape == (16, 7) and y.shape == (16, 7)
+    np.savez(tmp_path / "tags.npz", x=rng.integers(0, 11, (20, 7)), y=rng.integers(0, 4, (20,)))
+    with pytest.raises(DlsError, match=r"labels of shape \[\] per sample, but the model's output \[7, 4\] takes labels of shape \[7\]"):
+        check_file(spec)
