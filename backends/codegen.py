@@ -58,10 +58,12 @@ class Generator:
         self.plan = checked.plan
         schedule = self.plan.schedule
         self.constant_lr = schedule.name in ("constant", "plateau") and not schedule.warmup
+        # The model the data feeds: a GAN's samples feed its discriminator.
+        self.data_graph: Graph = next((g for g in checked.graphs if g.name == self.plan.discriminator), self.graph)
 
     # --- what both targets share ---
     def data_context(self) -> dict:
-        g, p = self.graph, self.plan
+        g, p = self.data_graph, self.plan
         x = g.inputs[0]
         target = getattr(p, "target_output", None) or g.outputs[0]
         out = g.shape_of(target)
@@ -138,6 +140,22 @@ class Generator:
             "models": [{"class_name": class_name(g.name), "builder": builder_name(self.checked, g), **self.model_context(g)}
                        for g in sorted(self.checked.graphs, key=lambda g: g is not self.graph)],
             **self.training_context(),
+            "gan": self.gan_context(),
+        }
+
+    def gan_context(self) -> dict | None:
+        """Adversarial training (a `discriminator` in the plan): the generator's noise and the
+        discriminator's builder; None for supervised training."""
+        p = self.plan
+        if p.discriminator is None:
+            return None
+        return {
+            "generator": class_name(self.graph.name),
+            "discriminator": class_name(self.data_graph.name),
+            "d_builder": builder_name(self.checked, self.data_graph),
+            "noise_shape": lit(tuple(self.graph.inputs[0].shape)),
+            "d_lr": lit(p.d_optimizer.lr) if p.d_optimizer else None,
+            "d_optimizer_template": p.d_optimizer.template if p.d_optimizer else None,
         }
 
     def loss_source(self, context: dict) -> str:

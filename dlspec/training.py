@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field
 
 from . import ir
+from .adversarial import gan_plan, is_adversarial
 from .augment import AUGMENTATIONS, COLOUR, IMAGE, TOKENS, Augmentation
 from .data import DATA, TARGET_WORDS, Data, Digits
 from .diagnostics import NOWHERE, Span, did_you_mean, error
@@ -75,6 +76,9 @@ SETTINGS = {
     "l2": "add l2 · Σw² over every kernel to the loss (a penalty, not optimizer weight decay: see adamw)",
     "clip_norm": "clip the gradients' global norm to this value (PyTorch's clip_grad_norm_)",
     "clip_value": "clip every gradient element to [-value, value] (before clip_norm)",
+    # Adversarial training (adversarial.py): `model` is the generator.
+    "discriminator": "a GAN's discriminator, trained against the generator named by `model` (with loss: adversarial())",
+    "d_optimizer": "the discriminator's optimizer, when it differs from `optimizer`",
 }
 
 
@@ -112,6 +116,8 @@ class Plan:
     early_stopping: Patience | None = None
     augment: tuple[Augmentation, ...] = ()
     span: Span = NOWHERE
+    discriminator: str | None = None  # adversarial training: `model` is the generator
+    d_optimizer: Optimizer | None = None  # the discriminator's, when not a copy of `optimizer`
 
 
 def _call(v: Any, what: str, span: Span) -> CallValue:
@@ -155,6 +161,8 @@ def plan(spec: ir.Spec, graphs: list[Graph], value, base: Path = Path()) -> Plan
     graph = by_name[name]
     if not train.span.known:  # no train section: errors about the defaults point at the model
         train = train.model_copy(update={"span": graph.span})
+    if is_adversarial(got):
+        return gan_plan(got, train.span, by_name, graph, base)
 
     terms = _loss_terms(*get("loss", "cross_entropy"), graph)
     target = next((t for t in terms if t.reads_targets), None)
