@@ -7,8 +7,10 @@ holds one out), `curves.png` and the final weights."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import math
 import os
 import time
 from datetime import datetime
@@ -46,7 +48,8 @@ def resolved(checked: Checked) -> dict:
                   "optimizer": entry(p.optimizer), "schedule": entry(p.schedule),
                   "epochs": p.epochs, "batch_size": p.batch_size, "metrics": [entry(m) for m in p.metrics], "seed": p.seed,
                   "clip_norm": p.clip_norm, "clip_value": p.clip_value,
-                  "early_stopping": entry(p.early_stopping) if p.early_stopping else None},
+                  "early_stopping": entry(p.early_stopping) if p.early_stopping else None}
+                 | ({"discriminator": p.discriminator, "d_optimizer": entry(p.d_optimizer) if p.d_optimizer else None} if p.discriminator else {}),
     }
 
 
@@ -161,6 +164,8 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
     history = History(run_dir / "history.csv", resume)
     started = time.perf_counter()
     fit = _fit_torch if backend == "torch" else _fit_keras
+    if checked.plan.discriminator:  # adversarial training: the generator and the discriminator
+        fit = functools.partial(_fit_gan, checked, backend)
     try:
         weights_file, model = fit(module, data, epochs, checkpoint, resume, history, console)
     except FloatingPointError as exc:
@@ -169,6 +174,9 @@ def train(checked: Checked, backend: str, epochs: int | None, out_dir: Path | No
     elapsed = time.perf_counter() - started
     rows = history.epochs
     train_time = sum(h.get("time", 0.0) for h in rows[-epochs:])
+    if checked.plan.discriminator:
+        return _gan_report(checked, backend, module, model, rows, elapsed, n_train * len(rows) / train_time if train_time else None,
+                           run_dir, weights_file, console)
     x, y, x_val, y_val = data
     # The final report: the trained model (best epoch, with early stopping) on both sets.
     final = {"train": module.evaluate(model, x, y)} | ({"validation": module.evaluate(model, x_val, y_val)} if len(y_val) else {})
@@ -254,3 +262,92 @@ def _fit_keras(module, data, epochs, checkpoint: Path, resume: bool, history: Hi
     model.save_weights(tmp)
     os.replace(tmp, checkpoint.with_name("model.weights.h5"))
     return "model.weights.h5", model
+
+
+# --- adversarial training -----------------------------------------------------------------------------
+
+def _fit_gan(checked: Checked, backend: str, module, data, epochs, checkpoint: Path, resume: bool, history: History,
+             console: Console):
+    """Trains the generator (the plan's model) against the discriminator; (weights files, generator).
+    PyTorch runs keep a checkpoint of both models and optimizers; Keras runs keep none."""
+    from .backends.codegen import builder_name
+
+    disc = next(g for g in checked.graphs if g.name == checked.plan.discriminator)
+    generator, discriminator = module.build_model(), getattr(module, builder_name(checked, disc))()
+    last_lr = {}
+    progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("d_loss {task.fields[d_loss]:.4f}  g_loss {task.fields[g_loss]:.4f}  lr {task.fields[lr]:.2e}"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
+    with progress:
+        task = progress.add_task("train", total=1, epoch=1, d_loss=0.0, g_loss=0.0, lr=0.0)
+
+        def on_step(epoch, step, steps, d_loss, g_loss, lr):
+            last_lr[epoch] = lr
+            if step == 1 or step == steps or step % 5 == 0:
+                progress.update(task, completed=step, total=steps, epoch=f"{epoch}/{epochs}", d_loss=d_loss, g_loss=g_loss, lr=lr)
+
+        def on_epoch(epoch, logs):
+            history.add(epoch, logs | {"lr": last_lr[epoch]})
+            progress.console.print(_epoch_line(epoch, epochs, logs))
+
+        resuming = {"checkpoint": str(checkpoint), "resume": resume} if backend == "torch" else {}
+        module.fit(generator, discriminator, data, epochs=epochs, on_step=on_step, on_epoch=on_epoch, **resuming)
+    names = ("generator.pt", "discriminator.pt") if backend == "torch" else ("generator.weights.h5", "discriminator.weights.h5")
+    for model, name in zip((generator, discriminator), names):
+        tmp = checkpoint.with_name(f".tmp.{name}")
+        if backend == "torch":
+            import torch
+
+            torch.save(model.state_dict(), tmp)
+        else:
+            model.save_weights(tmp)
+        os.replace(tmp, checkpoint.with_name(name))
+    return ", ".join(names), generator
+
+
+def _gan_report(checked: Checked, backend: str, module, generator, rows: list[dict], elapsed: float, rate: float | None,
+                run_dir: Path, weights_files: str, console: Console) -> dict:
+    """metrics.json, curves.png and, for images, samples.png: a grid of generated samples."""
+    final = {k: v for k, v in rows[-1].items() if k not in ("time", "lr")}
+    metrics = {"model": checked.graph.name, "discriminator": checked.plan.discriminator, "backend": backend, "epochs": len(rows),
+               "history": rows, "final": final, "seconds": elapsed, "samples_per_second": rate}
+    _write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    plot(rows, run_dir / "curves.png")
+    files = [weights_files, "metrics.json", "history.csv", "curves.png"]
+    samples = module.sample(generator)
+    if samples.ndim == 3 or (samples.ndim == 4 and samples.shape[1] in (1, 3)):
+        sample_grid(samples, run_dir / "samples.png")
+        files.append("samples.png")
+    console.print(f"done in {elapsed:.1f}s ({rate or 0:,.0f} samples/s in training)  "
+                  + "  ".join(f"{k} {v:.4f}" for k, v in final.items()))
+    console.print(f"run folder: {run_dir}  ({', '.join(files)})")
+    return metrics
+
+
+def sample_grid(samples, path: Path) -> None:
+    """Generated images ([N, H, W], or [N, C, H, W] with 1 or 3 channels) in a square grid, as a PNG;
+    all scaled together from their minimum and maximum to [0, 1]."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(samples, dtype=np.float64)
+    if images.ndim == 4:
+        images = images.transpose(0, 2, 3, 1)
+        images = images[..., 0] if images.shape[-1] == 1 else images
+    low, high = images.min(), images.max()
+    images = (images - low) / (high - low) if high > low else np.zeros_like(images)
+    cols = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image in zip(axes.flat, images):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+    fig.tight_layout(pad=0.1)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
