@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from dlspec.backends.codegen import generate
+from dlspec.backends.codegen import builder_name, generate
 from dlspec.check import check_file
 from dlspec.runtime import load_generated
 from dlspec.verify import DEFAULT_RTOL, verify
@@ -48,6 +48,8 @@ def test_torch_forward_and_one_step(spec, tmp_path):
 
     checked = check_file(spec)
     module = load_generated(checked, "torch", tmp_path)
+    if checked.plan.discriminator:
+        return _gan_step(checked, module, "torch")
     x, y, _, _ = module.load_data()
     model = module.build_model()
     xb, yb = _first(x), torch.from_numpy(y[:8])
@@ -67,6 +69,8 @@ def test_keras_forward_and_one_step(spec, tmp_path):
 
     checked = check_file(spec)
     module = load_generated(checked, "keras", tmp_path)
+    if checked.plan.discriminator:
+        return _gan_step(checked, module, "keras")
     x, y, _, _ = module.load_data()
     model = module.build_model()
     out = model(_first(x), training=False)
@@ -80,8 +84,35 @@ def test_keras_forward_and_one_step(spec, tmp_path):
     keras.backend.clear_session()
 
 
+def _gan_step(checked, module, target):
+    """A GAN's forward pass and one adversarial step (train_step: the discriminator's, then the
+    generator's) on 8 real samples and noise: the losses are finite and both models change."""
+    disc = next(g for g in checked.graphs if g.name == checked.plan.discriminator)
+    generator, discriminator = module.build_model(), getattr(module, builder_name(checked, disc))()
+    real, z = module.load_data()[0][:8], module.noise(8, 1, 0)
+    build_d = module.build_d_optimizer if checked.plan.d_optimizer else module.build_optimizer
+    if target == "torch":
+        import torch
+
+        real, z = torch.from_numpy(real), torch.from_numpy(z)
+        (g_opt, _), (d_opt, _) = module.build_optimizer(generator, 10), build_d(discriminator, 10)
+        weights = lambda m: [p.detach().numpy().copy() for p in m.parameters()]
+    else:
+        g_opt, d_opt = module.build_optimizer(10), build_d(10)
+        weights = lambda m: m.get_weights()
+    assert tuple(np.shape(generator(z))) == tuple(real.shape)
+    before = [weights(m) for m in (generator, discriminator)]
+    losses = module.train_step(generator, discriminator, g_opt, d_opt, real, z)
+    assert all(np.isfinite(float(np.asarray(loss.detach() if target == "torch" else loss))) for loss in losses)
+    for m, was in zip((generator, discriminator), before):
+        assert any(not np.array_equal(a, b) for a, b in zip(was, weights(m))), f"one step changed no weight of {m}"
+
+
 def test_both_backends_compute_the_same_function(spec):
     # float64 with random weights and statistics: rtol 1e-6 relative to the output's scale
-    # (EQUIVALENCE.md rule 5); parameter counts must equal dlspec's, per framework.
-    report = verify(check_file(spec), "float64")
-    assert report.ok(DEFAULT_RTOL["float64"]), (report.outputs, report.params)
+    # (EQUIVALENCE.md rule 5); parameter counts must equal dlspec's, per framework. Every model
+    # of the spec (a GAN's discriminator too).
+    checked = check_file(spec)
+    for graph in checked.graphs:
+        report = verify(checked, "float64", graph=graph)
+        assert report.ok(DEFAULT_RTOL["float64"]), (graph.name, report.outputs, report.params)
