@@ -73,7 +73,7 @@ class Generator:
         return {
             # Every input, for data that gives several (synthetic, npz): x is then a tuple of arrays.
             "inputs": [{"name": t.name, "key": lit(t.name), "shape": lit(tuple(t.shape)), "int": t.dtype == "int",
-                        "adjacency": t.name in adjacency, "vocab": lit(vocab or vocab_limit(g, t.name))}
+                        "adjacency": t.name in adjacency, "nodes": lit(t.shape[0]), "vocab": lit(vocab or vocab_limit(g, t.name))}
                        for t in g.inputs],
             "several_inputs": len(g.inputs) > 1,
             "reconstruct": p.data.reconstruct,

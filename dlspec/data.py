@@ -95,7 +95,7 @@ class Synthetic(Data):
     be learnt: class labels (task=classification), values of the output's shape (regression), 0/1
     values (binary) or probability distributions (distribution). For an output [positions, classes]
     whose first input is [positions, ...], position i's label is read from position i of the input
-    (a tag per token, a class per graph node)."""
+    (a tag per token, a class per graph node), and on a graph from the node and its neighbours."""
 
     name = "synthetic"
     task: Task = "classification"

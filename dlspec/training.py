@@ -70,7 +70,8 @@ SETTINGS = {
     "batch_size": "samples per optimizer step",
     "metrics": "a list such as [accuracy, top_k(3), f1(macro)]",
     "seed": "the seed for weights, shuffling and data",
-    "augment": "a list of augmentations of the training batches, e.g. [flip(), rotation(10), noise(0.05)]",
+    "augment": "a list of augmentations of the training batches, e.g. [flip(), rotation(10), noise(0.05)]; "
+               "with several inputs, of the first one only",
     "early_stopping": "stop when a metric stops improving: patience(5, monitor=val_loss, min_delta=0, restore_best=true)",
     "l1": "add l1 · Σ|w| over every kernel (dense, conv, embedding, recurrent weights; not biases) to the loss",
     "l2": "add l2 · Σw² over every kernel to the loss (a penalty, not optimizer weight decay: see adamw)",

@@ -389,3 +389,143 @@ def test_per_position_labels_from_a_file(tmp_path):
     np.savez(tmp_path / "tags.npz", x=rng.integers(0, 11, (20, 7)), y=rng.integers(0, 4, (20,)))
     with pytest.raises(DlsError, match=r"labels of shape \[\] per sample, but the model's output \[7, 4\] takes labels of shape \[7\]"):
         check_file(spec)
+
+
+# --- 4. several inputs ---------------------------------------------------------------------------
+
+GCN = """
+model Gcn {{
+  input features: [5, 3]
+  input adjacency: [5, 5]
+  (features, adjacency) -> graph_conv(4, activation=tanh) -> hidden
+  (hidden, adjacency) -> graph_conv(2) -> nodes
+}}
+
+train {{
+  data: {data}
+  optimizer: adam(lr=0.01)
+  batch_size: 16
+  {extra}
+}}
+"""
+
+MIXED = """
+model Mixed {
+  input tokens: int[5]
+  input extra: [5, 2]
+  tokens -> embedding(9, 4) -> e
+  (e, extra) -> concat(axis=-1) -> gru(6) -> dense(3)
+}
+
+train {
+  data: synthetic(samples=64, task=regression)
+  loss: mse()
+  optimizer: sgd(lr=0.1, momentum=0.9)
+  batch_size: 16
+  augment: [token_mask(0.2)]
+}
+"""
+
+IMAGE_AND_FEATURES = """
+model ImageAndFeatures {
+  input image: [1, 4, 6]
+  input extra: [3]
+  image -> flatten() -> f
+  (f, extra) -> concat() -> dense(5, activation=tanh) -> dense(2)
+}
+
+train {
+  data: synthetic(samples=48, task=binary)
+  loss: binary_cross_entropy()
+  batch_size: 16
+  augment: [noise(0.3), flip()]
+}
+"""
+
+
+def test_synthetic_data_gives_every_input(tmp_path):
+    checked = check_text(GCN.format(data="synthetic(samples=40)", extra=""))
+    t_data = load_generated(checked, "torch", tmp_path / "t").load_data()
+    k_data = load_generated(checked, "keras", tmp_path / "k").load_data()
+    (features, adjacency), y, (f_val, a_val), y_val = t_data
+    for a, b in zip([features, adjacency, y, f_val, a_val, y_val], [*k_data[0], k_data[1], *k_data[2], k_data[3]]):
+        np.testing.assert_array_equal(a, b)
+    assert features.shape == (32, 5, 3) and adjacency.shape == (32, 5, 5) and y.shape == (32, 5) and len(y_val) == 8
+    np.testing.assert_array_equal(adjacency, adjacency.transpose(0, 2, 1))  # undirected
+    assert set(np.unique(adjacency)) == {0.0, 1.0} and not adjacency[:, range(5), range(5)].any()
+    x, y, _, _ = load_generated(check_text(MIXED), "torch", tmp_path / "m").load_data()
+    assert x[0].dtype == np.int64 and 0 <= x[0].min() and x[0].max() < 9 and x[1].dtype == np.float32 and y.shape == (len(y), 3)
+
+
+@pytest.mark.parametrize("text", [GCN.format(data="synthetic(samples=48)", extra=""), MIXED, IMAGE_AND_FEATURES],
+                         ids=["gcn", "tokens_and_features", "image_and_features"])
+def test_several_inputs_train_alike(text, tmp_path):
+    worst = _steps_agree(text, tmp_path)
+    assert worst < 1e-12
+
+
+@pytest.mark.parametrize("text", [GCN.format(data="synthetic(samples=48)", extra=""), MIXED, IMAGE_AND_FEATURES,
+                                  AUTOENCODER.format(data="digits(reconstruct=true)", loss="mse()", extra="augment: [noise(0.2)]")],
+                         ids=["gcn", "tokens_and_features", "image_and_features", "denoising"])
+def test_the_pytorch_loop_feeds_the_batches_keras_gets(text, tmp_path):
+    """fit() in the PyTorch output builds its batches itself: the same as Keras's TrainingBatches,
+    with the augmentation on the first input only and never on the targets."""
+    checked = check_text(text)
+    t_mod, k_mod = load_generated(checked, "torch", tmp_path / "t"), load_generated(checked, "keras", tmp_path / "k")
+    x, y, x_val, y_val = t_mod.load_data()
+    x, y = (tuple(a[:40] for a in x), y[:40]) if isinstance(x, tuple) else (x[:40], y[:40])
+    fed = []
+
+    def record(model, optimizer, xb, yb):
+        fed.append((tuple(a.numpy() for a in xb) if isinstance(xb, tuple) else xb.numpy(), yb.numpy()))
+        return t_mod.torch.zeros(())
+
+    t_mod.train_step = record
+    t_mod.fit(t_mod.build_model(), (x, y, x_val[:0] if not isinstance(x_val, tuple) else tuple(a[:0] for a in x_val), y_val[:0]),
+              epochs=2, on_epoch=lambda e, logs: None)
+    batches = k_mod.TrainingBatches(x, y, 16)
+    expected = []
+    for epoch in range(2):
+        expected += [batches[step] for step in range(len(batches))]
+        batches.on_epoch_end()
+    assert len(fed) == len(expected) == 6
+    for (t_x, t_y), (k_x, k_y) in zip(fed, expected):
+        for a, b in zip(t_x if isinstance(t_x, tuple) else (t_x,), k_x if isinstance(k_x, tuple) else (k_x,)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(t_y, k_y)
+    first = fed[0][0]
+    if isinstance(first, tuple) and checked.plan.augment:  # the first input is augmented, the others are not
+        idx = t_mod.batch_indices(len(y), 16, 1, 0)
+        assert not np.array_equal(first[0], x[0][idx])
+        for a, b in zip(first[1:], x[1:]):
+            np.testing.assert_array_equal(a, b[idx])
+
+
+def test_npz_gives_one_array_per_input(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"features": rng.standard_normal((20, 5, 3)), "adjacency": (rng.random((20, 5, 5)) < 0.3).astype(float),
+              "y": rng.integers(0, 2, (20, 5))}
+    np.savez(tmp_path / "graphs.npz", **arrays)
+    spec = tmp_path / "gcn.dls"
+    spec.write_text(GCN.format(data='npz("graphs.npz", validation=0.25)', extra=""))
+    (features, adjacency), y, _, _ = load_generated(check_file(spec), "keras", tmp_path / "k").load_data()
+    train = np.random.default_rng(0).permutation(20)[5:]
+    np.testing.assert_array_equal(features, arrays["features"][train].astype(np.float32))
+    np.testing.assert_array_equal(adjacency, arrays["adjacency"][train].astype(np.float32))
+    np.testing.assert_array_equal(y, arrays["y"][train])
+    for data, message in [('npz("graphs.npz", x="features")', "the model has 2 inputs: npz reads each from the array named after it"),
+                          ('npz("graphs.npz", normalize=true)', "normalize works on a model with one input"),
+                          ('npz("other.npz")', "other.npz has no array `adjacency`")]:
+        np.savez(tmp_path / "other.npz", features=arrays["features"], y=arrays["y"])
+        spec.write_text(GCN.format(data=data, extra=""))
+        with pytest.raises(DlsError) as exc:
+            check_file(spec)
+        assert message in exc.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ("digits()", "digits gives one input per sample, but the model has 2 inputs (`features`, `adjacency`)"),
+    ('csv("x.csv")', "csv gives one input per sample, but the model has 2 inputs"),
+])
+def test_one_input_sources_refuse_several(data, message):
+    assert message in _error(GCN.format(data=data, extra=""))
