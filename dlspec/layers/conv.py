@@ -292,15 +292,16 @@ class _Depthwise(_DepthwiseKeras, _Conv):
 
 
 _DEPTHWISE_DOC = """Depthwise {d}-D convolution: each input channel is convolved with its own `multiplier`
-filters and never mixed with the others: [channels, {axes}] → [channels · multiplier, {axes}'].
+filters and never mixed with the others: [channels, {axes}] → [channels · multiplier, {out}].
 Output channel c · multiplier + m is filter m of channel c (PyTorch's `groups=channels`, Keras's
 `DepthwiseConv{d}D`). Initializer fans are Keras's: fan_in = kernel size · channels, fan_out =
-kernel size · multiplier."""
+kernel size · multiplier. In 2-D the stride is one number for both axes (TensorFlow's depthwise
+kernel takes one)."""
 
 
 @layer
 class DepthwiseConv1d(_Depthwise):
-    __doc__ = _DEPTHWISE_DOC.format(d=1, axes="length")
+    __doc__ = _DEPTHWISE_DOC.format(d=1, axes="length", out="length'")
     name = "depthwise_conv1d"
     dims = 1
     example = "depthwise_conv1d(3, padding=same)"
@@ -316,7 +317,7 @@ class DepthwiseConv1d(_Depthwise):
 
 @layer
 class DepthwiseConv2d(_Depthwise):
-    __doc__ = _DEPTHWISE_DOC.format(d=2, axes="height, width")
+    __doc__ = _DEPTHWISE_DOC.format(d=2, axes="height, width", out="height', width'")
     name = "depthwise_conv2d"
     dims = 2
     example = "depthwise_conv2d(3, padding=same)"
@@ -372,14 +373,15 @@ class _Separable(_DepthwiseKeras, _Conv):
 
 _SEPARABLE_DOC = """Depthwise separable {d}-D convolution: a depthwise convolution (`multiplier` filters per
 input channel, no bias) then a pointwise 1×1 convolution to `filters` channels, with the one
-bias: [channels, {axes}] → [filters, {axes}'] (Keras's `SeparableConv{d}D`). Weights
+bias: [channels, {axes}] → [filters, {out}] (Keras's `SeparableConv{d}D`). Weights
 `depthwise.weight` [channels · multiplier, 1, *kernel], `pointwise.weight` and `pointwise.bias`;
-`init` initializes both kernels (the depthwise one with Keras's fans, as `depthwise_conv{d}d`)."""
+`init` initializes both kernels (the depthwise one with Keras's fans, as `depthwise_conv{d}d`). In 2-D
+the stride is one number for both axes, as for `depthwise_conv2d`."""
 
 
 @layer
 class SeparableConv1d(_Separable):
-    __doc__ = _SEPARABLE_DOC.format(d=1, axes="length")
+    __doc__ = _SEPARABLE_DOC.format(d=1, axes="length", out="length'")
     name = "separable_conv1d"
     dims = 1
     example = "separable_conv1d(32, 3, padding=same)"
@@ -396,7 +398,7 @@ class SeparableConv1d(_Separable):
 
 @layer
 class SeparableConv2d(_Separable):
-    __doc__ = _SEPARABLE_DOC.format(d=2, axes="height, width")
+    __doc__ = _SEPARABLE_DOC.format(d=2, axes="height, width", out="height', width'")
     name = "separable_conv2d"
     dims = 2
     example = "separable_conv2d(32, 3, padding=same)"
@@ -528,7 +530,7 @@ class _ConvTranspose(Layer):
 TransposePadding = Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, ...]
 
 _TRANSPOSE_DOC = """Transposed {d}-D convolution (the gradient of a convolution; upsamples by `stride`):
-[channels, {axes}] → [filters, {axes}'], each output size being PyTorch's
+[channels, {axes}] → [filters, {out}], each output size being PyTorch's
 (in − 1)·stride − 2·padding + kernel + output_padding, with 0 ≤ output_padding < stride.
 `padding=same` means an output of exactly in · stride (kernel − stride cells are cut from the
 full output, the odd one at the end, as TensorFlow does). `output_size` names the size you want
@@ -538,7 +540,7 @@ and chooses output_padding, or says which sizes the layer can make. Weight [chan
 
 @layer
 class ConvTranspose1d(_ConvTranspose):
-    __doc__ = _TRANSPOSE_DOC.format(d=1, axes="length")
+    __doc__ = _TRANSPOSE_DOC.format(d=1, axes="length", out="length'")
     name = "conv_transpose1d"
     dims = 1
     example = "conv_transpose1d(16, 4, stride=2, padding=1)"
@@ -555,7 +557,7 @@ class ConvTranspose1d(_ConvTranspose):
 
 @layer
 class ConvTranspose2d(_ConvTranspose):
-    __doc__ = _TRANSPOSE_DOC.format(d=2, axes="height, width")
+    __doc__ = _TRANSPOSE_DOC.format(d=2, axes="height, width", out="height', width'")
     name = "conv_transpose2d"
     dims = 2
     example = "conv_transpose2d(16, 4, stride=2, padding=1)"
