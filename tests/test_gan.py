@@ -182,3 +182,76 @@ def test_the_losses_follow_their_formulas(tmp_path):
     g = module.g_loss_fn(torch.from_numpy(fake)).item()
     assert d == pytest.approx(bce(real, 0.8) + bce(fake, 0.0), rel=1e-12)
     assert g == pytest.approx(bce(fake, 1.0), rel=1e-12)  # non-saturating: -log D(G(z)), not log(1 - D(G(z)))
+
+
+# --- the generated loop and `dls run` ---------------------------------------------------------------------
+
+def test_both_outputs_draw_the_same_batches_and_noise(tmp_path):
+    checked = check_text(gan())
+    t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+    for epoch, step in [(1, 0), (1, 3), (2, 1)]:
+        assert np.array_equal(t_mod.batch_indices(51, 16, epoch, step), k_mod.batch_indices(51, 16, epoch, step))
+        assert np.array_equal(t_mod.noise(16, epoch, step), k_mod.noise(16, epoch, step))
+    assert t_mod.noise(4, 1, 0).shape == (4, 5)
+    assert not np.array_equal(t_mod.noise(4, 1, 0), t_mod.noise(4, 1, 1))
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_resumed_torch_run_ends_as_an_uninterrupted_one(tmp_path):
+    import torch
+
+    text = gan("adversarial(label_smoothing=0.1)", "adam(lr=0.01)", "cosine()").replace("epochs: 2", "epochs: 3")
+    checked = check_text(text)
+    module = load_generated(checked, "torch", tmp_path)
+    data = module.load_data()
+    whole = module.build_model(), module.build_disc()
+    module.fit(*whole, data, on_epoch=lambda e, logs: None)
+
+    def kill_after_two(epoch, logs):
+        if epoch == 2:
+            raise Killed  # as if the process died after the checkpoint of epoch 2
+
+    checkpoint = str(tmp_path / "checkpoint.pt")
+    with pytest.raises(Killed):
+        module.fit(module.build_model(), module.build_disc(), data, checkpoint=checkpoint, on_epoch=kill_after_two)
+    resumed = module.build_model(), module.build_disc()
+    history = module.fit(*resumed, data, checkpoint=checkpoint, resume=True, on_epoch=lambda e, logs: None)
+    assert len(history) == 3 and set(history[0]) == {"d_loss", "g_loss", "time"}
+    for a, b in zip(whole, resumed):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name  # bit for bit: batches, noise, optimizers and schedule resumed
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_dls_run_trains_a_gan(backend, tmp_path):
+    import json
+
+    from .helpers import dls
+
+    spec = tmp_path / "gan.dls"
+    spec.write_text(gan().replace("conv_transpose2d(2,", "conv_transpose2d(1,").replace("[2, 6, 4]", "[1, 6, 4]"))  # grey images
+    out = tmp_path / "run"
+    r = dls("run", spec, "--backend", backend, "--out", out)
+    assert r.returncode == 0, r.stderr
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0] == "epoch,d_loss,g_loss,time,lr" and len(rows) == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["discriminator"] == "Disc" and set(metrics["final"]) == {"d_loss", "g_loss"}
+    assert json.loads((out / "resolved.json").read_text())["train"]["discriminator"] == "Disc"
+    for name in ("curves.png", "samples.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    weights = ("generator.pt", "discriminator.pt") if backend == "torch" else ("generator.weights.h5", "discriminator.weights.h5")
+    assert all((out / w).exists() for w in weights)
+
+
+def test_a_gan_whose_losses_are_not_finite_stops(tmp_path):
+    from .helpers import dls
+
+    spec = tmp_path / "gan.dls"
+    spec.write_text(gan(optimizer="sgd(lr=1e30)"))
+    r = dls("run", spec, "--out", tmp_path / "run")
+    assert r.returncode == 1, r.stderr
+    assert "training stopped: the losses became" in r.stderr and "Traceback" not in r.stderr
