@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from .layers import MAX_SIZE, MAX_WIDTH, act_arg, activation, conv, dense, init_arg, layer
 from .library import LIBRARY_BLOCKS, library_calls
 from .parts import KEYWORDS, Block, BlockCall, Call, Flow, Input, Invalid, Output, Sym, Word, comment, maybe, mk, text
-from .shapes import apply, out_shape
+from .shapes import apply, keras_bias_ok, out_shape
 
 KINDS = ("image", "signal", "sequence", "tokens", "vector", "volume")
 # Names that collide with what generated code defines or imports; spec names must not break it.
@@ -185,7 +185,11 @@ class Body:
         else:
             first = self.draw(st.sampled_from([mk(self.draw, "permute", ("dims",), dims=(1, 0)), dense(self.draw, s)]))
             ctx = self.branch(a, first)
-        heads = self.draw(st.sampled_from([d for d in range(1, s[1] + 1) if s[1] % d == 0]))
+        c = self.shapes[ctx]
+        fit = [h for h in range(1, s[1] + 1) if s[1] % h == 0 and keras_bias_ok(s, h) and keras_bias_ok(c, h, s[1])]
+        if not fit:
+            return self.residual()
+        heads = self.draw(st.sampled_from(fit))
         call = mk(self.draw, "cross_attention", ("heads",), heads=heads, dropout=self.draw(st.sampled_from([None, 0.0, 0.1])),
                   bias=self.draw(st.sampled_from([None, True, False])), causal=self.draw(st.sampled_from([None, False, True])))
         self.emit((a, ctx), [(None, call)], s)

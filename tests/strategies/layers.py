@@ -16,7 +16,7 @@ import math
 from hypothesis import strategies as st
 
 from .parts import Call, Invalid, Word, divisors, int_or_tuple, maybe, mk, number
-from .shapes import ACTIVATIONS, out_shape
+from .shapes import ACTIVATIONS, keras_bias_ok, out_shape
 
 MAX_WIDTH, MAX_SIZE = 16, 12
 # Spatial sizes that upsampling, zero padding and transposed convolutions may grow to.
@@ -220,7 +220,10 @@ def sequence(draw, s) -> Call:
         return mk(draw, kind, max_len=draw(st.sampled_from([None, steps, steps + draw(st.integers(1, 5))])))
     if kind == "sinusoidal_embedding":
         return mk(draw, kind)
-    heads = draw(st.sampled_from(divisors(width)))
+    fit = [h for h in divisors(width) if keras_bias_ok(s, h)]
+    if not fit:  # [1, 1]
+        return mk(draw, "positional_embedding")
+    heads = draw(st.sampled_from(fit))
     rate = maybe(draw, number(draw, [0.0, 0.1]), 0.0 if kind == "attention" else 0.1)
     if kind == "attention":
         return mk(draw, kind, ("heads",), heads=heads, dropout=rate, bias=bias_arg(draw),

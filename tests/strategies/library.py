@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from .parts import Block, Invalid, divisors
+from .shapes import keras_bias_ok
 
 
 def _need(ok: bool) -> None:
@@ -46,7 +47,8 @@ BLOCKS = {
     "squeeze_excite": ("mobilenet", [("channels", None), ("reduced", None)],
                        lambda a, ss: ss[0] if len(ss[0]) >= 2 and ss[0][0] == a["channels"] else _need(False)),
     "encoder_block": ("transformer", [("width", None), ("heads", None), ("ff", None), ("dropout", 0.1)],
-                      lambda a, ss: _seq(ss[0], a["width"]) if a["width"] % a["heads"] == 0 else _need(False)),
+                      lambda a, ss: _seq(ss[0], a["width"]) if a["width"] % a["heads"] == 0
+                      and keras_bias_ok(ss[0], a["heads"]) else _need(False)),
 }
 LIBRARY_BLOCKS = {name: Block(name, params, None, {}, library, rule) for name, (library, params, rule) in BLOCKS.items()}
 

@@ -19,6 +19,17 @@ SPATIAL = re.compile(r"(conv|depthwise_conv|separable_conv|conv_transpose|upsamp
 MAX_VALUES, MAX_SPATIAL = 4096, 64
 
 
+KERAS_BIAS_BUG = "attention with one feature per head over as many steps as heads (a dlspec bug, reported)"
+
+
+def keras_bias_ok(s: tuple, heads: int, width: int | None = None) -> bool:
+    """False where dlspec's Keras attention is wrong (found by these properties, left to dlspec): with one
+    feature per head, Keras's TensorFlow `ops.add` takes the projections' [heads, 1] bias for a bias
+    of axis 1 (the steps) when the steps number the heads, as `tf.nn.bias_add(data_format="NCHW")`.
+    `s` is the projected tensor's [steps, features]; `width` the query's, which sets the head width."""
+    return not ((width or s[1]) == heads and s[0] == heads)
+
+
 def _n(v, dims: int) -> tuple[int, ...]:
     return (v,) * dims if isinstance(v, int) else tuple(v)
 
@@ -124,6 +135,7 @@ def _merge(name: str, a: dict, shapes: list) -> tuple[int, ...]:
             _need(y == (x[0], x[0]), "graph_conv takes [N, F] and [N, N]")
             return (x[0], a["units"])
         _need(x[1] % a["heads"] == 0, "heads divide the width")
+        _need(keras_bias_ok(x, a["heads"]) and keras_bias_ok(y, a["heads"], x[1]), KERAS_BIAS_BUG)
         return x
     _need(all(t == s for t in shapes), f"{name} needs equal shapes")
     _need(len(shapes) == 2 or name in ("add", "multiply", "average", "maximum"), f"{name} takes two inputs")
@@ -177,6 +189,7 @@ def out_shape(name: str, a: dict, shapes: list[tuple[int, ...]]) -> tuple[int, .
         _need(r == 2, "a sequence [steps, features]")
         _need(s[1] % a.get("heads", 1) == 0, "heads divide the width")
         _need(name != "transformer_encoder" or s[1] >= 2, "its layer norms normalize more than one value")
+        _need("heads" not in a or keras_bias_ok(s, a["heads"]), KERAS_BIAS_BUG)
         _need(a.get("max_len") is None or a["max_len"] >= s[0], "max_len covers the steps")
         return s
     if name == "permute":
