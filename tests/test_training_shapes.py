@@ -5,6 +5,8 @@ same batches, k optimizer steps leave the same parameters (float64, as in test_o
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -529,3 +531,62 @@ def test_npz_gives_one_array_per_input(tmp_path):
 ])
 def test_one_input_sources_refuse_several(data, message):
     assert message in _error(GCN.format(data=data, extra=""))
+
+
+# --- 5. a test split -----------------------------------------------------------------------------
+
+SPLIT = """
+model Net {{
+  input x: [6]
+  dense(8, activation=relu) -> dense(3)
+}}
+
+train {{
+  data: synthetic(samples=80{data})
+  optimizer: adam(lr=0.01)
+  epochs: 2
+  batch_size: 16
+  metrics: [accuracy]
+}}
+"""
+
+
+def test_the_test_split_comes_after_validation(tmp_path):
+    before = load_generated(check_text(SPLIT.format(data="")), "torch", tmp_path / "a").load_splits()
+    module = load_generated(check_text(SPLIT.format(data=", validation=0.25, test=0.15")), "keras", tmp_path / "b")
+    x, _, x_val, _, x_test, y_test = module.load_splits()
+    assert (len(x), len(x_val), len(x_test)) == (48, 20, 12)
+    all_x = np.concatenate([before[0], before[2]])  # the same samples, split otherwise
+    order = np.random.default_rng(0).permutation(80)
+    generated = module.load_arrays(0)[0]
+    np.testing.assert_array_equal(x_val, generated[order[:20]])
+    np.testing.assert_array_equal(x_test, generated[order[20:32]])
+    np.testing.assert_array_equal(x, generated[order[32:]])
+    assert len(before[4]) == 0 and len(all_x) == 80  # test=0 (the default): no test samples, splits as before
+    np.testing.assert_array_equal(before[2], generated[order[:16]])
+    np.testing.assert_array_equal(module.load_test_data()[1], y_test)
+
+
+def test_dls_run_and_the_generated_main_report_the_test_split(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from .helpers import dls
+
+    spec = tmp_path / "net.dls"
+    spec.write_text(SPLIT.format(data=", test=0.25"))
+    r = dls("run", spec, "--out", tmp_path / "run", "-b", "torch")
+    assert r.returncode == 0, r.stderr
+    assert "/ 20 test samples" in r.stdout
+    assert re.search(r"metric\W+train\W+validation\W+test\s*$", r.stdout, re.MULTILINE)  # the table's columns
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"loss", "accuracy"} and set(metrics["final"]) == {"train", "validation"}
+    out = tmp_path / "gen" / "net_keras.py"
+    r = dls("compile", spec, "-t", "keras", "-o", out)
+    assert r.returncode == 0, r.stderr
+    code = out.read_text().replace("EPOCHS = 2", "EPOCHS = 1")
+    out.write_text(code)
+    run = subprocess.run([sys.executable, str(out)], cwd=out.parent, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1].startswith("test loss=") and "accuracy=" in run.stdout
