@@ -285,12 +285,12 @@ def simple(draw, s) -> Call:
 
 # What may follow a shape of each rank (repeats weigh the choice), and which of them can keep it.
 KINDS_BY_RANK = {
-    1: ["dense", "dense", "simple", "simple", "simple", "reshape"],
-    2: ["conv", "conv", "transpose", "resize", "pool", "rnn", "rnn", "sequence", "sequence", "dense", "simple", "simple",
-        "global", "flatten", "reshape", "permute"],
-    3: ["conv", "conv", "conv", "transpose", "resize", "pool", "pool", "simple", "simple", "global", "flatten", "reshape",
-        "permute"],
-    4: ["conv", "conv", "pool", "simple", "simple", "global", "flatten", "reshape", "permute"],
+    1: ["dense", "simple", "dense", "simple", "simple", "reshape"],
+    2: ["pool", "resize", "sequence", "rnn", "conv", "transpose", "permute", "simple", "pool", "resize", "sequence",
+        "rnn", "conv", "dense", "simple", "global", "flatten", "reshape"],
+    3: ["pool", "resize", "conv", "transpose", "permute", "simple", "pool", "resize", "conv", "global", "flatten",
+        "reshape", "simple", "conv"],
+    4: ["pool", "conv", "simple", "permute", "pool", "conv", "simple", "global", "flatten", "reshape"],
 }
 KEEPING = ("conv", "dense", "rnn", "simple", "sequence", "transpose")
 
