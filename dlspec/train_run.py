@@ -269,7 +269,7 @@ def _fit_keras(module, data, epochs, checkpoint: Path, resume: bool, history: Hi
 def _fit_gan(checked: Checked, backend: str, module, data, epochs, checkpoint: Path, resume: bool, history: History,
              console: Console):
     """Trains the generator (the plan's model) against the discriminator; (weights files, generator).
-    PyTorch runs keep a checkpoint of both models and optimizers; Keras runs keep none."""
+    The checkpoint (checkpoint.pt, or backup/state.npz for Keras) holds both models and optimizers."""
     from .backends.codegen import builder_name
 
     disc = next(g for g in checked.graphs if g.name == checked.plan.discriminator)
@@ -290,8 +290,8 @@ def _fit_gan(checked: Checked, backend: str, module, data, epochs, checkpoint: P
             history.add(epoch, logs | {"lr": last_lr[epoch]})
             progress.console.print(_epoch_line(epoch, epochs, logs))
 
-        resuming = {"checkpoint": str(checkpoint), "resume": resume} if backend == "torch" else {}
-        module.fit(generator, discriminator, data, epochs=epochs, on_step=on_step, on_epoch=on_epoch, **resuming)
+        module.fit(generator, discriminator, data, epochs=epochs, checkpoint=str(checkpoint), resume=resume, on_step=on_step,
+                   on_epoch=on_epoch)
     names = ("generator.pt", "discriminator.pt") if backend == "torch" else ("generator.weights.h5", "discriminator.weights.h5")
     for model, name in zip((generator, discriminator), names):
         tmp = checkpoint.with_name(f".tmp.{name}")

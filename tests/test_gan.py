@@ -200,12 +200,10 @@ class Killed(Exception):
     pass
 
 
-def test_a_resumed_torch_run_ends_as_an_uninterrupted_one(tmp_path):
-    import torch
-
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_a_resumed_run_ends_as_an_uninterrupted_one(backend, tmp_path):
     text = gan("adversarial(label_smoothing=0.1)", "adam(lr=0.01)", "cosine()").replace("epochs: 2", "epochs: 3")
-    checked = check_text(text)
-    module = load_generated(checked, "torch", tmp_path)
+    module = load_generated(check_text(text), backend, tmp_path)
     data = module.load_data()
     whole = module.build_model(), module.build_disc()
     module.fit(*whole, data, on_epoch=lambda e, logs: None)
@@ -214,15 +212,20 @@ def test_a_resumed_torch_run_ends_as_an_uninterrupted_one(tmp_path):
         if epoch == 2:
             raise Killed  # as if the process died after the checkpoint of epoch 2
 
-    checkpoint = str(tmp_path / "checkpoint.pt")
+    checkpoint = str(tmp_path / ("checkpoint.pt" if backend == "torch" else "backup"))
     with pytest.raises(Killed):
         module.fit(module.build_model(), module.build_disc(), data, checkpoint=checkpoint, on_epoch=kill_after_two)
-    resumed = module.build_model(), module.build_disc()
+    resumed = module.build_model(), module.build_disc()  # a fresh process would start from fresh weights
     history = module.fit(*resumed, data, checkpoint=checkpoint, resume=True, on_epoch=lambda e, logs: None)
     assert len(history) == 3 and set(history[0]) == {"d_loss", "g_loss", "time"}
     for a, b in zip(whole, resumed):
-        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
-            assert torch.equal(x, y), name  # bit for bit: batches, noise, optimizers and schedule resumed
+        # Bit for bit: batches, noise, weights, batch-norm statistics, optimizers and schedule resumed.
+        for x, y in zip(_state(a, backend), _state(b, backend), strict=True):
+            assert np.array_equal(x, y)
+
+
+def _state(model, backend):
+    return [t.numpy() for t in model.state_dict().values()] if backend == "torch" else model.get_weights()
 
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])
@@ -245,6 +248,9 @@ def test_dls_run_trains_a_gan(backend, tmp_path):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     weights = ("generator.pt", "discriminator.pt") if backend == "torch" else ("generator.weights.h5", "discriminator.weights.h5")
     assert all((out / w).exists() for w in weights)
+    again = dls("run", spec, "--backend", backend, "--out", out, "--resume")  # a finished run: nothing to do
+    assert again.returncode == 0, again.stderr
+    assert (out / "history.csv").read_text().splitlines() == rows
 
 
 def test_a_gan_whose_losses_are_not_finite_stops(tmp_path):
