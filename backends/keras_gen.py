@@ -80,10 +80,11 @@ class KerasGenerator(Generator):
     def training_context(self):
         p = self.plan
         used = ["initializers", "layers", "ops"]  # the optimizer classes use initializers and ops
+        clips = {k: v for k, v in (("clip_value", p.clip_value), ("clip_norm", p.clip_norm)) if v}
         return {
             "keras_imports": ", ".join(used),
-            "optimizer": p.optimizer.keras("learning_rate", **{k: v for k, v in (("clip_value", p.clip_value), ("clip_norm", p.clip_norm)) if v}),
-            "d_optimizer": p.d_optimizer.keras("learning_rate") if p.d_optimizer else None,  # a GAN's discriminator
+            "optimizer": p.optimizer.keras("learning_rate", **clips),
+            "d_optimizer": p.d_optimizer.keras("learning_rate", **clips) if p.d_optimizer else None,  # a GAN's discriminator
         }
 
 

@@ -46,7 +46,7 @@ GAN_LOSSES = {"adversarial": Adversarial}
 # Settings of supervised training that adversarial training does not take (in this version).
 UNSUPPORTED = {"metrics": "the losses d_loss and g_loss are reported after every epoch",
                "early_stopping": "GAN losses do not say when the samples stop improving",
-               "augment": "", "l1": "", "l2": "", "clip_norm": "", "clip_value": ""}
+               "augment": "", "l1": "", "l2": ""}
 
 
 def is_adversarial(got: dict[str, tuple[Any, Span]]) -> bool:
@@ -126,6 +126,13 @@ def gan_plan(got: dict[str, tuple[Any, Span]], train_span: Span, by_name: dict[s
     seed, s = get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise error(f"`seed` must be a whole number ≥ 0, got {describe(seed)}", s)
+    clips = {}  # for each model's gradients, in its own step
+    for key in ("clip_norm", "clip_value"):
+        if key in got:
+            value, span_ = got[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise error(f"`{key}` must be a positive number, got {describe(value)}", span_)
+            clips[key] = float(value)
     return Plan(model=generator.name, data=data, loss=loss, optimizer=optimizer, schedule=schedule,
                 epochs=_positive_int(*get("epochs", 10), "epochs"), batch_size=_positive_int(*get("batch_size", 32), "batch_size"),
-                seed=seed, span=train_span, discriminator=disc.name, d_optimizer=d_optimizer)
+                seed=seed, span=train_span, discriminator=disc.name, d_optimizer=d_optimizer, **clips)

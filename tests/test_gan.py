@@ -45,6 +45,9 @@ CASES = [
     ("adversarial()", "adam(lr=0.01, beta1=0.5)", "constant()", ""),
     ("adversarial(label_smoothing=0.1)", "sgd(lr=0.1, momentum=0.9)", "cosine(min_ratio=0.1)", "d_optimizer: adam(lr=0.02)"),
     ("adversarial(label_smoothing=0.2)", "rmsprop(lr=0.01)", "constant()", "d_optimizer: nadam(lr=0.01)"),
+    # Small thresholds, so that clipping acts in every step of both models (the generator's with
+    # build_optimizer's clips, the discriminator's with build_d_optimizer's).
+    ("adversarial()", "adam(lr=0.01)", "constant()", "clip_norm: 0.05\n  clip_value: 0.01\n  d_optimizer: sgd(lr=0.1, momentum=0.9)"),
 ]
 
 
@@ -143,6 +146,8 @@ ERRORS = [
     ("data shape", _with("data: synthetic(samples=64)", "data: digits()"), "digits gives 64 pixels", "[1, 8, 8]"),
     ("metrics", _with("  epochs: 2\n", "  epochs: 2\n  metrics: [accuracy]\n"), "`metrics` is not supported in adversarial training", "d_loss"),
     ("early stopping", _with("  epochs: 2\n", "  early_stopping: patience(3)\n"), "`early_stopping` is not supported", None),
+    ("l2", _with("  epochs: 2\n", "  l2: 0.01\n"), "`l2` is not supported", None),
+    ("clip_norm", _with("  epochs: 2\n", "  clip_norm: -1\n"), "`clip_norm` must be a positive number", None),
     ("plateau", _with("schedule: constant()", "schedule: plateau()"), "watches a validation figure", "cosine()"),
     ("adversarial without a discriminator", "model M {\n  input x: [4]\n  dense(1)\n}\n\ntrain {\n  loss: adversarial()\n}\n",
      "trains a generator against a discriminator", "discriminator: <model>"),
