@@ -49,10 +49,15 @@ UNSUPPORTED = {"metrics": "the losses d_loss and g_loss are reported after every
                "augment": "", "l1": "", "l2": ""}
 
 
-def is_adversarial(got: dict[str, tuple[Any, Span]]) -> bool:
-    """Whether the settings ask for adversarial training: a discriminator, or the adversarial loss."""
+def _adversarial_loss(got: dict[str, tuple[Any, Span]]) -> bool:
     loss = got.get("loss", (None, None))[0]
-    return "discriminator" in got or (loss.name if isinstance(loss, CallValue) else loss) == "adversarial"
+    return (loss.name if isinstance(loss, CallValue) else loss) == "adversarial"
+
+
+def is_adversarial(got: dict[str, tuple[Any, Span]]) -> bool:
+    """Whether the settings ask for adversarial training: a discriminator, its optimizer, or the
+    adversarial loss."""
+    return "discriminator" in got or "d_optimizer" in got or _adversarial_loss(got)
 
 
 def _span(g: Graph, tensor: str) -> Span:
@@ -72,8 +77,9 @@ def gan_plan(got: dict[str, tuple[Any, Span]], train_span: Span, by_name: dict[s
         return got.get(key, (default, train_span))
 
     if "discriminator" not in got:
-        raise error("adversarial() trains a generator against a discriminator, but the train section names none",
-                    got["loss"][1], hint="add `discriminator: <model>`, with the generator as `model:`")
+        what, where = ("adversarial()", got["loss"][1]) if _adversarial_loss(got) else ("`d_optimizer`", got["d_optimizer"][1])
+        raise error(f"{what} is for a generator trained against a discriminator, but the train section names none",
+                    where, hint="add `discriminator: <model>`, with the generator as `model:`")
     name, span = got["discriminator"]
     if not isinstance(name, str) or name not in by_name:
         raise error(f"unknown model `{describe(name)}`", span, hint=did_you_mean(str(name), by_name) or f"models: {', '.join(by_name)}")

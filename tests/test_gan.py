@@ -133,7 +133,9 @@ def _with(old: str, new: str) -> str:
 
 
 ERRORS = [
-    ("no discriminator", _with("  discriminator: Disc\n", ""), "names none", "discriminator: <model>"),
+    ("no discriminator", _with("  discriminator: Disc\n", ""), "adversarial() is for a generator", "discriminator: <model>"),
+    ("d_optimizer alone", "model M {\n  input x: [4]\n  dense(1)\n}\n\ntrain {\n  d_optimizer: sgd()\n}\n",
+     "`d_optimizer` is for a generator trained against a discriminator", "discriminator: <model>"),
     ("unknown discriminator", _with("discriminator: Disc", "discriminator: Dics"), "unknown model `Dics`", "Disc"),
     ("itself", _with("discriminator: Disc", "discriminator: Gen"), "both the generator", "a model of its own"),
     ("supervised loss", _with("loss: adversarial()", "loss: mse()"), "not mse", "label_smoothing"),
@@ -150,7 +152,7 @@ ERRORS = [
     ("clip_norm", _with("  epochs: 2\n", "  clip_norm: -1\n"), "`clip_norm` must be a positive number", None),
     ("plateau", _with("schedule: constant()", "schedule: plateau()"), "watches a validation figure", "cosine()"),
     ("adversarial without a discriminator", "model M {\n  input x: [4]\n  dense(1)\n}\n\ntrain {\n  loss: adversarial()\n}\n",
-     "trains a generator against a discriminator", "discriminator: <model>"),
+     "is for a generator trained against a discriminator", "discriminator: <model>"),
 ]
 
 
