@@ -77,11 +77,26 @@ class Layer(Entry):
         return {}
 
 
+def derive(base: type[Layer], cls_name: str, fields: dict[str, Any] | None = None, *, doc: str, **attrs: Any) -> type[Layer]:
+    """Registers a layer that differs from `base` (which holds all its logic) only in class
+    attributes (`attrs`: name, example, dims...) and arguments: `fields` maps each, in signature
+    order, to its type or to (type, default). It serves families such as conv1d/2d/3d, whose members
+    would otherwise repeat one declaration with other numbers."""
+    fields = fields or {}
+    return layer(type(cls_name, (base,), {
+        "__doc__": doc, "__module__": base.__module__, "__qualname__": cls_name, **attrs,
+        "__annotations__": {f: t[0] if isinstance(t, tuple) else t for f, t in fields.items()},
+        **{f: t[1] for f, t in fields.items() if isinstance(t, tuple)},
+    }))
+
+
+SHAPE_NAMES = {1: "[features]", 2: "[channels, length]", 3: "[channels, height, width]", 4: "[channels, depth, height, width]"}
+
+
 def want_rank(shapes: list[Shape], ranks: tuple[int, ...], what: str, hint: str | None = None) -> Shape:
     s = shapes[0]
     if len(s) not in ranks:
-        names = {1: "[features]", 2: "[channels, length]", 3: "[channels, height, width]"}
-        wanted = " or ".join(names.get(r, f"rank {r}") for r in ranks)
+        wanted = " or ".join(SHAPE_NAMES.get(r, f"rank {r}") for r in ranks)
         raise ShapeError(f"{what} expects an input of shape {wanted}, got {fmt_shape(s)}", hint)
     return s
 
@@ -100,8 +115,10 @@ def keras_axis(axis: int, rank: int, layout: str) -> int:
     return rank if axis == 0 else axis
 
 
-def initializer_args(node: Any, bias: bool) -> dict[str, Code]:
-    args = {"kernel_initializer": Code(node.init.keras())}
+def initializer_args(node: Any, bias: bool, kernels: tuple[str, ...] = ("kernel",)) -> dict[str, Code]:
+    """The Keras initializers of a layer whose kernels (`kernel`, or `depthwise` and `pointwise`...)
+    take the node's `init` and whose bias starts at zero."""
+    args = {f"{k}_initializer": Code(node.init.keras()) for k in kernels}
     if bias:
         args["bias_initializer"] = Code('"zeros"')
     return args

@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, Field
 
 from ..registry import CallValue, Code, NonNegInt, PositiveInt, ShapeError, fmt_shape, fn, lit
-from .base import CHANNELS_LAST, LAYERS, Layer, init_weight_and_bias, initializer_args, layer
+from .base import CHANNELS_LAST, LAYERS, SHAPE_NAMES, Layer, derive, init_weight_and_bias, initializer_args, want_rank
 
 
 def _tuple_of(n: int):
@@ -24,24 +24,31 @@ def _ints(n: int, lo: int):
     return Annotated[tuple[Annotated[int, Field(ge=lo)], ...], BeforeValidator(_tuple_of(n)), Field(min_length=n, max_length=n)]
 
 
-_MAPS = {1: "[channels, length]", 2: "[channels, height, width]", 3: "[channels, depth, height, width]"}
+AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
 def want_map(shapes, dims: int | tuple[int, ...], what: str):
     """The input of a layer over `dims` spatial axes, or a ShapeError saying which shape it takes
     and, where there is one, the layer for the shape it got."""
     s, dims = shapes[0], (dims,) if isinstance(dims, int) else dims
-    if len(s) - 1 in dims:
-        return s
-    wanted = " or ".join(_MAPS[d] for d in dims)
-    other = re.sub(r"\dd$", f"{len(s) - 1}d", what)
+    other, hint = re.sub(r"\dd$", f"{len(s) - 1}d", what), None
     if len(s) == 1:
         hint = f"a [features] vector has no spatial axis; as a sequence of one channel it is `reshape((1, {s[0]}))`"
     elif other != what and other in LAYERS:
-        hint = f"for {_MAPS.get(len(s) - 1, fmt_shape(s))} use `{other}`"
-    else:
-        hint = None
-    raise ShapeError(f"{what} expects an input of shape {wanted}, got {fmt_shape(s)}", hint)
+        hint = f"for {SHAPE_NAMES.get(len(s), fmt_shape(s))} use `{other}`"
+    return want_rank(shapes, tuple(d + 1 for d in dims), what, hint)
+
+
+def per_axis(values):
+    """A padding or cropping as Keras's layers take it: ZeroPadding1D the one axis's value, the
+    2-D and 3-D ones a tuple with one per axis."""
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def keras_zero_padding(node, fresh, pads) -> tuple[str, str]:
+    """The prelude step that pads the input with zeros, `pads` per spatial axis."""
+    var = fresh(f"{node.name}_pad")
+    return var, fn(f"layers.ZeroPadding{len(pads)}D", padding=per_axis(pads), name=var)
 
 
 def resolve_padding(padding, size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -141,12 +148,10 @@ class _Conv(Layer):
         pads, crops, _ = self._keras_geometry(node)
         layers = []
         if any(p for lo_hi in pads for p in lo_hi):
-            var = fresh(f"{node.name}_pad")
-            layers.append((var, fn(f"layers.ZeroPadding{self.dims}D", padding=pads[0] if self.dims == 1 else tuple(pads), name=var)))
+            layers.append(keras_zero_padding(node, fresh, pads))
         if any(crops):
             var = fresh(f"{node.name}_crop")
-            cropping = (0, crops[0]) if self.dims == 1 else tuple((0, c) for c in crops)
-            layers.append((var, fn(f"layers.Cropping{self.dims}D", cropping=cropping, name=var)))
+            layers.append((var, fn(f"layers.Cropping{self.dims}D", cropping=per_axis([(0, c) for c in crops]), name=var)))
         return layers
 
     def keras_layer(self, node, layout):
@@ -172,60 +177,31 @@ def _show(v: tuple[int, ...]) -> str:
 Padding = Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, ...]
 
 
-@layer
-class Conv1d(_Conv):
-    """1-D convolution: [channels, length] → [filters, length']."""
-
-    name = "conv1d"
-    dims = 1
-    example = "conv1d(32, 3, padding=same)"
-    filters: PositiveInt
-    kernel: _ints(1, 1)
-    stride: _ints(1, 1) = (1,)
-    padding: Padding = "valid"
-    dilation: _ints(1, 1) = (1,)
-    groups: PositiveInt = 1
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+Call = str | CallValue | None  # an activation or initializer: a name, or a call with arguments
 
 
-@layer
-class Conv2d(_Conv):
-    """2-D convolution: [channels, height, width] → [filters, height', width']."""
-
-    name = "conv2d"
-    dims = 2
-    example = "conv2d(32, 3, padding=same)"
-    filters: PositiveInt
-    kernel: _ints(2, 1)
-    stride: _ints(2, 1) = (1, 1)
-    padding: Padding = "valid"
-    dilation: _ints(2, 1) = (1, 1)
-    groups: PositiveInt = 1
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+def _doc(template: str, d: int) -> str:
+    axes = AXES[d]
+    return template.format(d=d, axes=", ".join(axes), out=", ".join(f"{a}'" for a in axes))
 
 
+def _window(d: int) -> dict:
+    """The fields of a `d`-D convolution's window, for `derive`."""
+    ints, ones = _ints(d, 1), (1,) * d
+    return {"kernel": ints, "stride": (ints, ones), "padding": (Padding, "valid"), "dilation": (ints, ones)}
 
 
-@layer
-class Conv3d(_Conv):
-    """3-D convolution: [channels, depth, height, width] → [filters, depth', height', width']."""
+_TAIL = {"bias": (bool, True), "activation": (Call, None), "init": (Call, None)}
 
-    name = "conv3d"
-    dims = 3
-    example = "conv3d(16, 3, padding=same)"
-    filters: PositiveInt
-    kernel: _ints(3, 1)
-    stride: _ints(3, 1) = (1, 1, 1)
-    padding: Padding = "valid"
-    dilation: _ints(3, 1) = (1, 1, 1)
-    groups: PositiveInt = 1
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+
+def _conv(d: int, example: str):
+    return derive(_Conv, f"Conv{d}d", {"filters": PositiveInt, **_window(d), "groups": (PositiveInt, 1), **_TAIL},
+                  name=f"conv{d}d", dims=d, example=example, doc=_doc("{d}-D convolution: [channels, {axes}] → [filters, {out}].", d))
+
+
+Conv1d = _conv(1, "conv1d(32, 3, padding=same)")
+Conv2d = _conv(2, "conv2d(32, 3, padding=same)")
+Conv3d = _conv(3, "conv3d(16, 3, padding=same)")
 
 
 def _init_depthwise(node, target: str, channels: int, multiplier: int, kernel: tuple[int, ...]) -> str:
@@ -281,8 +257,7 @@ class _Depthwise(_DepthwiseKeras, _Conv):
         strides = self._keras_geometry(node)[2]
         return fn(f"layers.DepthwiseConv{self.dims}D", self.kernel, strides=strides, padding="valid",
                   depth_multiplier=self.multiplier, dilation_rate=self.dilation, use_bias=self.bias,
-                  depthwise_initializer=Code(node.init.keras()), **({"bias_initializer": Code('"zeros"')} if self.bias else {}),
-                  name=node.name)
+                  **initializer_args(node, self.bias, ("depthwise",)), name=node.name)
 
     def to_keras(self, node, w):
         return [_depthwise_to_keras(w["weight"], node.in_shapes[0][0], self.multiplier, self.dims)] + ([w["bias"]] if self.bias else [])
@@ -299,36 +274,13 @@ kernel size · multiplier. In 2-D the stride is one number for both axes (Tensor
 kernel takes one)."""
 
 
-@layer
-class DepthwiseConv1d(_Depthwise):
-    __doc__ = _DEPTHWISE_DOC.format(d=1, axes="length", out="length'")
-    name = "depthwise_conv1d"
-    dims = 1
-    example = "depthwise_conv1d(3, padding=same)"
-    kernel: _ints(1, 1)
-    stride: _ints(1, 1) = (1,)
-    padding: Padding = "valid"
-    dilation: _ints(1, 1) = (1,)
-    multiplier: PositiveInt = 1
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+def _depthwise(d: int):
+    return derive(_Depthwise, f"DepthwiseConv{d}d", {**_window(d), "multiplier": (PositiveInt, 1), **_TAIL},
+                  name=f"depthwise_conv{d}d", dims=d, example=f"depthwise_conv{d}d(3, padding=same)", doc=_doc(_DEPTHWISE_DOC, d))
 
 
-@layer
-class DepthwiseConv2d(_Depthwise):
-    __doc__ = _DEPTHWISE_DOC.format(d=2, axes="height, width", out="height', width'")
-    name = "depthwise_conv2d"
-    dims = 2
-    example = "depthwise_conv2d(3, padding=same)"
-    kernel: _ints(2, 1)
-    stride: _ints(2, 1) = (1, 1)
-    padding: Padding = "valid"
-    dilation: _ints(2, 1) = (1, 1)
-    multiplier: PositiveInt = 1
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+DepthwiseConv1d = _depthwise(1)
+DepthwiseConv2d = _depthwise(2)
 
 
 class _Separable(_DepthwiseKeras, _Conv):
@@ -354,11 +306,9 @@ class _Separable(_DepthwiseKeras, _Conv):
 
     def keras_layer(self, node, layout):
         strides = self._keras_geometry(node)[2]
-        init = Code(node.init.keras())
         return fn(f"layers.SeparableConv{self.dims}D", self.filters, self.kernel, strides=strides, padding="valid",
                   depth_multiplier=self.multiplier, dilation_rate=self.dilation, use_bias=self.bias,
-                  depthwise_initializer=init, pointwise_initializer=init,
-                  **({"bias_initializer": Code('"zeros"')} if self.bias else {}), name=node.name)
+                  **initializer_args(node, self.bias, ("depthwise", "pointwise")), name=node.name)
 
     def to_keras(self, node, w):
         c, d = node.in_shapes[0][0], self.dims
@@ -379,41 +329,13 @@ bias: [channels, {axes}] → [filters, {out}] (Keras's `SeparableConv{d}D`). Wei
 the stride is one number for both axes, as for `depthwise_conv2d`."""
 
 
-@layer
-class SeparableConv1d(_Separable):
-    __doc__ = _SEPARABLE_DOC.format(d=1, axes="length", out="length'")
-    name = "separable_conv1d"
-    dims = 1
-    example = "separable_conv1d(32, 3, padding=same)"
-    filters: PositiveInt
-    kernel: _ints(1, 1)
-    stride: _ints(1, 1) = (1,)
-    padding: Padding = "valid"
-    dilation: _ints(1, 1) = (1,)
-    multiplier: PositiveInt = 1
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+def _separable(d: int):
+    return derive(_Separable, f"SeparableConv{d}d", {"filters": PositiveInt, **_window(d), "multiplier": (PositiveInt, 1), **_TAIL},
+                  name=f"separable_conv{d}d", dims=d, example=f"separable_conv{d}d(32, 3, padding=same)", doc=_doc(_SEPARABLE_DOC, d))
 
 
-@layer
-class SeparableConv2d(_Separable):
-    __doc__ = _SEPARABLE_DOC.format(d=2, axes="height, width", out="height', width'")
-    name = "separable_conv2d"
-    dims = 2
-    example = "separable_conv2d(32, 3, padding=same)"
-    filters: PositiveInt
-    kernel: _ints(2, 1)
-    stride: _ints(2, 1) = (1, 1)
-    padding: Padding = "valid"
-    dilation: _ints(2, 1) = (1, 1)
-    multiplier: PositiveInt = 1
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
-
-
-_AXES = {1: ("length",), 2: ("height", "width")}
+SeparableConv1d = _separable(1)
+SeparableConv2d = _separable(2)
 
 
 class _ConvTranspose(Layer):
@@ -460,14 +382,14 @@ class _ConvTranspose(Layer):
             if self.output_size is not None and size != self.output_size[i] or not 0 <= lo - hi < st and self.padding != "same":
                 self._cannot_produce(s, i)
             if size < 1:
-                raise ShapeError(f"{self.name}: padding {lo} on both sides of the {_AXES[self.dims][i]} leaves no output "
+                raise ShapeError(f"{self.name}: padding {lo} on both sides of the {AXES[self.dims][i]} leaves no output "
                                  f"from an input of {n} (the output is (in − 1)·stride − 2·padding + kernel = {size})",
                                  hint="use a smaller padding, or `padding=same` for an output of input · stride")
             out.append(size)
         return (self.filters, *out)
 
     def _cannot_produce(self, s, i):
-        axis, n, k, st, want = _AXES[self.dims][i], s[1 + i], self.kernel[i], self.stride[i], self.output_size[i]
+        axis, n, k, st, want = AXES[self.dims][i], s[1 + i], self.kernel[i], self.stride[i], self.output_size[i]
         if self.padding == "same":
             raise ShapeError(f"{self.name} with `padding=same` makes the {axis} input · stride = {n} · {st} = {n * st}, "
                              f"not the output_size {want}", hint="leave out output_size, or give a number as padding")
@@ -505,7 +427,7 @@ class _ConvTranspose(Layer):
 
     def _keras_cropping(self, node):
         cuts = [(lo, max(hi, 0)) for lo, hi in self.crops(node.in_shapes[0][1:])]
-        return None if not any(lo or hi for lo, hi in cuts) else cuts[0] if self.dims == 1 else tuple(cuts)
+        return per_axis(cuts) if any(lo or hi for lo, hi in cuts) else None
 
     def keras_prelude(self, node, fresh):
         cropping = self._keras_cropping(node)
@@ -527,8 +449,6 @@ class _ConvTranspose(Layer):
     from_keras = _Conv.from_keras
 
 
-TransposePadding = Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, ...]
-
 _TRANSPOSE_DOC = """Transposed {d}-D convolution (the gradient of a convolution; upsamples by `stride`):
 [channels, {axes}] → [filters, {out}], each output size being PyTorch's
 (in − 1)·stride − 2·padding + kernel + output_padding, with 0 ≤ output_padding < stride.
@@ -538,35 +458,14 @@ and chooses output_padding, or says which sizes the layer can make. Weight [chan
 *kernel], PyTorch's layout. No dilation: TensorFlow's CPU kernels cannot dilate it."""
 
 
-@layer
-class ConvTranspose1d(_ConvTranspose):
-    __doc__ = _TRANSPOSE_DOC.format(d=1, axes="length", out="length'")
-    name = "conv_transpose1d"
-    dims = 1
-    example = "conv_transpose1d(16, 4, stride=2, padding=1)"
-    filters: PositiveInt
-    kernel: _ints(1, 1)
-    stride: _ints(1, 1) = (1,)
-    padding: TransposePadding = "valid"
-    output_padding: _ints(1, 0) = (0,)
-    output_size: _ints(1, 1) | None = None
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+def _transpose(d: int):
+    ints = _ints(d, 1)
+    return derive(_ConvTranspose, f"ConvTranspose{d}d",
+                  {"filters": PositiveInt, "kernel": ints, "stride": (ints, (1,) * d), "padding": (Padding, "valid"),
+                   "output_padding": (_ints(d, 0), (0,) * d), "output_size": (ints | None, None), **_TAIL},
+                  name=f"conv_transpose{d}d", dims=d, example=f"conv_transpose{d}d(16, 4, stride=2, padding=1)",
+                  doc=_doc(_TRANSPOSE_DOC, d))
 
 
-@layer
-class ConvTranspose2d(_ConvTranspose):
-    __doc__ = _TRANSPOSE_DOC.format(d=2, axes="height, width", out="height', width'")
-    name = "conv_transpose2d"
-    dims = 2
-    example = "conv_transpose2d(16, 4, stride=2, padding=1)"
-    filters: PositiveInt
-    kernel: _ints(2, 1)
-    stride: _ints(2, 1) = (1, 1)
-    padding: TransposePadding = "valid"
-    output_padding: _ints(2, 0) = (0, 0)
-    output_size: _ints(2, 1) | None = None
-    bias: bool = True
-    activation: str | CallValue | None = None
-    init: str | CallValue | None = None
+ConvTranspose1d = _transpose(1)
+ConvTranspose2d = _transpose(2)

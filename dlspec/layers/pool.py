@@ -8,8 +8,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..registry import Code, ShapeError, fmt_shape, fn, lit
-from .base import CHANNELS_LAST, Layer, layer
-from .conv import _ints, _show, out_size, want_map
+from .base import CHANNELS_LAST, Layer, derive, layer
+from .conv import AXES, _ints, _show, keras_zero_padding, out_size, want_map
+
+
+def _keras_pool(op: str, dims: int, kind: str = "") -> str:
+    return f"layers.{kind}{'Max' if op == 'max' else 'Average'}Pooling{dims}D"
 
 
 class _Pool(Layer):
@@ -44,62 +48,45 @@ class _Pool(Layer):
         return fn(f"nn.AvgPool{self.dims}d", kernel_size=self.kernel, stride=self._stride(), padding=self._padding(),
                   count_include_pad=True)
 
-    def _keras_cls(self, dims: int) -> str:
-        return f"layers.{'Max' if self.op == 'max' else 'Average'}Pooling{dims}D"
-
     def keras_prelude(self, node, fresh):
-        steps = []
-        if any(self._padding()):
-            var = fresh(f"{node.name}_pad")
-            pad = self._padding()
-            steps.append((var, fn(f"layers.ZeroPadding{self.dims}D", padding=pad[0] if self.dims == 1 else pad, name=var)))
+        steps = [keras_zero_padding(node, fresh, self._padding())] if any(self._padding()) else []
         if self.dims == 3:
             # TensorFlow's 3-D pools have no float64 kernel: pool height and width for each depth
             # slice, then depth; a box's max or mean is the max or mean over one axis after another.
             (k, *k2), (s, *s2) = self.kernel, self._stride()
             c, depth, *hw = node.in_shapes[0][0], node.in_shapes[0][1] + 2 * self._padding()[0], *node.shape[2:]
             names = [fresh(f"{node.name}_{step}") for step in ("hw", "flat", "d")]
-            steps += [(names[0], fn("layers.TimeDistributed", Code(fn(self._keras_cls(2), pool_size=tuple(k2), strides=tuple(s2), padding="valid")), name=names[0])),
+            steps += [(names[0], fn("layers.TimeDistributed", Code(fn(_keras_pool(self.op, 2), pool_size=tuple(k2), strides=tuple(s2), padding="valid")), name=names[0])),
                       (names[1], fn("layers.Reshape", (depth, hw[0] * hw[1] * c), name=names[1])),
-                      (names[2], fn(self._keras_cls(1), pool_size=k, strides=s, padding="valid", name=names[2]))]
+                      (names[2], fn(_keras_pool(self.op, 1), pool_size=k, strides=s, padding="valid", name=names[2]))]
         return steps
 
     def keras_layer(self, node, layout):
         if self.dims == 3:
             return fn("layers.Reshape", (*node.shape[1:], node.shape[0]), name=node.name)
-        return fn(self._keras_cls(self.dims), pool_size=self.kernel, strides=self._stride(), padding="valid", name=node.name)
+        return fn(_keras_pool(self.op, self.dims), pool_size=self.kernel, strides=self._stride(), padding="valid", name=node.name)
 
 
-_AXES = {1: "length", 2: "height, width", 3: "depth, height, width"}
-
-
-def _pool(name: str, dims: int, op: str):
-    ints = _ints(dims, 1)
-    what = "Max" if op == "max" else "Mean"
-    doc = f"{what} over windows of [channels, {_AXES[dims]}]; stride defaults to the kernel."
-    fields = {"kernel": ints, "stride": ints | None}
-    values = {"stride": None}
+def _pool(op: str, d: int):
+    ints = _ints(d, 1)
+    doc = f"{'Max' if op == 'max' else 'Mean'} over windows of [channels, {', '.join(AXES[d])}]; stride defaults to the kernel."
+    fields = {"kernel": ints, "stride": (ints | None, None)}
     if op == "max":
         doc += (" No padding: PyTorch pads a max pool with −∞, which Keras cannot write; pad with `zeropad` first"
                 " if zeros are meant.")
-    if op == "avg":
+    else:
         doc += (" `padding` adds that many zeros on both sides of each axis (at most half the kernel), and they"
                 " count in the mean (PyTorch's count_include_pad=True).")
-        fields["padding"] = _ints(dims, 0)
-        values["padding"] = (0,) * dims
-    cls = type(name.title(), (_Pool,), {
-        "__doc__": doc, "__module__": __name__, "name": name, "dims": dims, "op": op,
-        "example": f"{name}(2)", "__annotations__": fields, **values,
-    })
-    return layer(cls)
+        fields["padding"] = (_ints(d, 0), (0,) * d)
+    return derive(_Pool, f"{op.title()}Pool{d}d", fields, name=f"{op}pool{d}d", dims=d, op=op, example=f"{op}pool{d}d(2)", doc=doc)
 
 
-MaxPool1d = _pool("maxpool1d", 1, "max")
-MaxPool2d = _pool("maxpool2d", 2, "max")
-MaxPool3d = _pool("maxpool3d", 3, "max")
-AvgPool1d = _pool("avgpool1d", 1, "avg")
-AvgPool2d = _pool("avgpool2d", 2, "avg")
-AvgPool3d = _pool("avgpool3d", 3, "avg")
+MaxPool1d = _pool("max", 1)
+MaxPool2d = _pool("max", 2)
+MaxPool3d = _pool("max", 3)
+AvgPool1d = _pool("avg", 1)
+AvgPool2d = _pool("avg", 2)
+AvgPool3d = _pool("avg", 3)
 
 
 class _AdaptivePool(Layer):
@@ -117,33 +104,27 @@ class _AdaptivePool(Layer):
         return all(n % out == 0 for n, out in zip(node.in_shapes[0][1:], self.output_size))
 
     def torch_module(self, node):
-        return fn(f"nn.Adaptive{'Max' if self.op == 'max' else 'Avg'}Pool{self.dims}d", self.output_size)
-
+        return fn(f"nn.Adaptive{self.op.title()}Pool{self.dims}d", self.output_size)
 
     def keras_layer(self, node, layout):
         if self._even(node):  # equal windows that tile the input: a plain pool
             window = tuple(n // out for n, out in zip(node.in_shapes[0][1:], self.output_size))
-            cls = f"layers.{'Max' if self.op == 'max' else 'Average'}Pooling{self.dims}D"
-            return fn(cls, pool_size=window, strides=window, padding="valid", name=node.name)
+            return fn(_keras_pool(self.op, self.dims), pool_size=window, strides=window, padding="valid", name=node.name)
         return fn("AdaptivePool", output_size=self.output_size, op=self.op, name=node.name)
 
 
-def _adaptive(name: str, dims: int, op: str):
-    what = "Max" if op == "max" else "Mean"
-    doc = (f"{what} over `output_size` windows per axis of [channels, {_AXES[dims]}], PyTorch's adaptive rule: "
-           "output cell i of an axis of n cells covers input cells floor(i·n/out) to ceil((i+1)·n/out) − 1, "
-           "so windows may differ in size by one and overlap. Any input size works.")
-    cls = type(name.title().replace("_", ""), (_AdaptivePool,), {
-        "__doc__": doc, "__module__": __name__, "name": name, "dims": dims, "op": op,
-        "example": f"{name}({1 if dims == 1 else (1, 1)})", "__annotations__": {"output_size": _ints(dims, 1)},
-    })
-    return layer(cls)
+def _adaptive(op: str, d: int):
+    doc = (f"{'Max' if op == 'max' else 'Mean'} over `output_size` windows per axis of [channels, {', '.join(AXES[d])}], "
+           "PyTorch's adaptive rule: output cell i of an axis of n cells covers input cells floor(i·n/out) to "
+           "ceil((i+1)·n/out) − 1, so windows may differ in size by one and overlap. Any input size works.")
+    return derive(_AdaptivePool, f"Adaptive{op.title()}Pool{d}d", {"output_size": _ints(d, 1)}, name=f"adaptive_{op}pool{d}d",
+                  dims=d, op=op, example=f"adaptive_{op}pool{d}d({1 if d == 1 else (1, 1)})", doc=doc)
 
 
-AdaptiveAvgPool1d = _adaptive("adaptive_avgpool1d", 1, "avg")
-AdaptiveAvgPool2d = _adaptive("adaptive_avgpool2d", 2, "avg")
-AdaptiveMaxPool1d = _adaptive("adaptive_maxpool1d", 1, "max")
-AdaptiveMaxPool2d = _adaptive("adaptive_maxpool2d", 2, "max")
+AdaptiveAvgPool1d = _adaptive("avg", 1)
+AdaptiveAvgPool2d = _adaptive("avg", 2)
+AdaptiveMaxPool1d = _adaptive("max", 1)
+AdaptiveMaxPool2d = _adaptive("max", 2)
 
 
 class _GlobalPool(Layer):
@@ -159,9 +140,7 @@ class _GlobalPool(Layer):
         return f"torch.{'mean' if self.op == 'avg' else 'amax'}({xs[0]}, dim={lit(axes)})"
 
     def keras_layer(self, node, layout):
-        d = len(node.in_shapes[0]) - 1
-        cls = f"layers.Global{'Average' if self.op == 'avg' else 'Max'}Pooling{d}D"
-        return fn(cls, name=node.name)
+        return fn(_keras_pool(self.op, len(node.in_shapes[0]) - 1, "Global"), name=node.name)
 
 
 @layer

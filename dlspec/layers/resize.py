@@ -8,10 +8,8 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from ..registry import ShapeError, describe, fmt_shape, fn, lit
-from .base import CHANNELS_LAST, Layer, layer
-from .conv import _ints, want_map
-
-_AXES = {1: ("length",), 2: ("height", "width")}
+from .base import CHANNELS_LAST, Layer, derive
+from .conv import AXES, _ints, per_axis, want_map
 
 
 class _Upsample(Layer):
@@ -37,32 +35,21 @@ class _Upsample(Layer):
         return fn("layers.UpSampling2D", size=self.scale, interpolation="nearest", name=node.name)
 
 
-@layer
-class Upsample1d(_Upsample):
-    """Upsampling [channels, length] → [channels, length · scale] by an integer factor.
+Upsample1d = derive(
+    _Upsample, "Upsample1d", {"scale": _ints(1, 1), "mode": (Literal["nearest", "linear"], "nearest")},
+    name="upsample1d", dims=1, example="upsample1d(2)",
+    doc="""Upsampling [channels, length] → [channels, length · scale] by an integer factor.
     `nearest` repeats each cell; `linear` interpolates with half-pixel centres (PyTorch's
     `align_corners=False`): output cell i reads input position (i + 0.5) / scale − 0.5, clamped
-    to the first and last cells."""
+    to the first and last cells.""")
 
-    name = "upsample1d"
-    dims = 1
-    example = "upsample1d(2)"
-    scale: _ints(1, 1)
-    mode: Literal["nearest", "linear"] = "nearest"
-
-
-@layer
-class Upsample2d(_Upsample):
-    """Upsampling [channels, height, width] by integer factors (one, or one per axis). `nearest`
+Upsample2d = derive(
+    _Upsample, "Upsample2d", {"scale": _ints(2, 1), "mode": (Literal["nearest", "bilinear"], "nearest")},
+    name="upsample2d", dims=2, example="upsample2d(2, mode=bilinear)",
+    doc="""Upsampling [channels, height, width] by integer factors (one, or one per axis). `nearest`
     repeats each cell; `bilinear` interpolates with half-pixel centres (PyTorch's
     `align_corners=False`): output cell i of an axis reads input position (i + 0.5) / scale − 0.5,
-    clamped to the first and last cells, the two axes one after the other."""
-
-    name = "upsample2d"
-    dims = 2
-    example = "upsample2d(2, mode=bilinear)"
-    scale: _ints(2, 1)
-    mode: Literal["nearest", "bilinear"] = "nearest"
+    clamped to the first and last cells, the two axes one after the other.""")
 
 
 # Any nesting of whole numbers here; `problem` says which forms and values are meant.
@@ -101,12 +88,13 @@ class _Sides(Layer):
         return f"`{self.arg}` must be {forms}, got {describe(v)}"
 
     def _keras_value(self):
-        return self.sides()[0] if self.dims == 1 else self.sides()
+        return per_axis(self.sides())
 
 
 class _ZeroPad(_Sides):
     arg = "padding"
     positional = ("padding",)
+    padding: Sides
 
     def infer(self, shapes):
         s = want_map(shapes, self.dims, self.name)
@@ -123,10 +111,11 @@ class _ZeroPad(_Sides):
 class _Crop(_Sides):
     arg = "cropping"
     positional = ("cropping",)
+    cropping: Sides
 
     def infer(self, shapes):
         s = want_map(shapes, self.dims, self.name)
-        for axis, n, (lo, hi) in zip(_AXES[self.dims], s[1:], self.sides()):
+        for axis, n, (lo, hi) in zip(AXES[self.dims], s[1:], self.sides()):
             if lo + hi >= n:
                 raise ShapeError(f"{self.name} cuts {lo} + {hi} cells from a {axis} of {n} in {fmt_shape(s)}, leaving nothing",
                                  hint=f"cut fewer than {n} cells in all from the {axis}")
@@ -140,45 +129,22 @@ class _Crop(_Sides):
         return fn(f"layers.Cropping{self.dims}D", cropping=self._keras_value(), name=node.name)
 
 
-@layer
-class ZeroPad1d(_ZeroPad):
-    """Adds zeros at both ends of [channels, length]: `padding` is a number for both ends, or
-    (left, right)."""
+ZeroPad1d = derive(
+    _ZeroPad, "ZeroPad1d", name="zeropad1d", dims=1, example="zeropad1d(2)",
+    doc="""Adds zeros at both ends of [channels, length]: `padding` is a number for both ends, or
+    (left, right).""")
 
-    name = "zeropad1d"
-    dims = 1
-    example = "zeropad1d(2)"
-    padding: Sides
+ZeroPad2d = derive(
+    _ZeroPad, "ZeroPad2d", name="zeropad2d", dims=2, example="zeropad2d(((1, 0), (1, 0)))",
+    doc="""Adds zeros around [channels, height, width]: `padding` is a number for every side,
+    (height, width) for both sides of each axis, or ((top, bottom), (left, right)).""")
 
+Crop1d = derive(
+    _Crop, "Crop1d", name="crop1d", dims=1, example="crop1d((1, 2))",
+    doc="""Removes cells at both ends of [channels, length]: `cropping` is a number for both ends,
+    or (left, right).""")
 
-@layer
-class ZeroPad2d(_ZeroPad):
-    """Adds zeros around [channels, height, width]: `padding` is a number for every side,
-    (height, width) for both sides of each axis, or ((top, bottom), (left, right))."""
-
-    name = "zeropad2d"
-    dims = 2
-    example = "zeropad2d(((1, 0), (1, 0)))"
-    padding: Sides
-
-
-@layer
-class Crop1d(_Crop):
-    """Removes cells at both ends of [channels, length]: `cropping` is a number for both ends,
-    or (left, right)."""
-
-    name = "crop1d"
-    dims = 1
-    example = "crop1d((1, 2))"
-    cropping: Sides
-
-
-@layer
-class Crop2d(_Crop):
-    """Removes cells around [channels, height, width]: `cropping` is a number for every side,
-    (height, width) for both sides of each axis, or ((top, bottom), (left, right))."""
-
-    name = "crop2d"
-    dims = 2
-    example = "crop2d(((1, 0), (1, 0)))"
-    cropping: Sides
+Crop2d = derive(
+    _Crop, "Crop2d", name="crop2d", dims=2, example="crop2d(((1, 0), (1, 0)))",
+    doc="""Removes cells around [channels, height, width]: `cropping` is a number for every side,
+    (height, width) for both sides of each axis, or ((top, bottom), (left, right)).""")
