@@ -43,7 +43,7 @@ class KerasGenerator(Generator):
             for var, ctor in n.layer.keras_prelude(n, self.fresh):
                 self.lines.append(f"{ident(var)} = {ctor}({xs[0]})")
                 xs = [ident(var)]
-            self.lines.append(f"{ident(n.name)} = {n.layer.keras_call(n, n.layer.keras_layer(n, want), xs)}")
+            self.lines.append(f"{ident(n.name)} = {n.layer.keras_call(n, n.layer.keras_layer(n, want), xs, self.fresh)}")
             self.layout[n.name] = want if len(n.shape) >= 2 else LOGICAL
         outs = [self.as_layout(o, LOGICAL, g.shape_of(o)) for o in g.outputs]
         return {

@@ -137,7 +137,7 @@ class _Attention(Layer):
     def keras_layer(self, node, layout):
         return _keras_mha(self.heads, node.in_shapes[0][-1], self.dropout, self.bias, node.name)
 
-    def keras_call(self, node, layer, xs):
+    def keras_call(self, node, layer, xs, fresh):
         # Keras's MultiHeadAttention is called as (query, value, key).
         causal = ", use_causal_mask=True" if self.causal else ""
         return f"{layer}({xs[0]}, {xs[-1]}, {xs[-1]}{causal})"

@@ -61,8 +61,9 @@ class Layer(Entry):
         layout its input arrives in (see `keras_axis`)."""
         raise NotImplementedError
 
-    def keras_call(self, node: Any, layer: str, xs: list[str]) -> str:
-        """How the Keras layer is applied to the input variables `xs`."""
+    def keras_call(self, node: Any, layer: str, xs: list[str], fresh: Any) -> str:
+        """How the Keras layer is applied to the input variables `xs`. `fresh` names any layer
+        applied after it (see `keras_prelude`)."""
         return f"{layer}({xs[0]})" if self.arity == 1 else f"{layer}([{', '.join(xs)}])"
 
     def keras_prelude(self, node: Any, fresh: Any) -> list[tuple[str, str]]:

@@ -429,20 +429,20 @@ class _ConvTranspose(Layer):
         cuts = [(lo, max(hi, 0)) for lo, hi in self.crops(node.in_shapes[0][1:])]
         return per_axis(cuts) if any(lo or hi for lo, hi in cuts) else None
 
+    # With a cropping, the convolution (named after the node: it holds the weights) is applied in
+    # the prelude, and the cropping, which gives the node's output, in `keras_call`.
     def keras_prelude(self, node, fresh):
-        cropping = self._keras_cropping(node)
-        if cropping is None:
-            return []
-        crop = fresh(f"{node.name}_crop")
-        return [(fresh(f"{node.name}_full"), self._keras_conv(node)),
-                (crop, fn(f"layers.Cropping{self.dims}D", cropping=cropping, name=crop))]
+        return [] if self._keras_cropping(node) is None else [(fresh(f"{node.name}_full"), self._keras_conv(node))]
 
     def keras_layer(self, node, layout):
         return self._keras_conv(node)
 
-    def keras_call(self, node, layer, xs):
-        # With a cropping, the prelude has applied both the convolution and the cropping.
-        return xs[0] if self._keras_cropping(node) is not None else f"{layer}({xs[0]})"
+    def keras_call(self, node, layer, xs, fresh):
+        cropping = self._keras_cropping(node)
+        if cropping is None:
+            return f"{layer}({xs[0]})"
+        crop = fresh(f"{node.name}_crop")
+        return f"{fn(f'layers.Cropping{self.dims}D', cropping=cropping, name=crop)}({xs[0]})"
 
     # PyTorch (in, out, *k) ↔ Keras (*k, out, in): the same permutation as a convolution's.
     to_keras = _Conv.to_keras
