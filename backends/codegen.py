@@ -132,7 +132,7 @@ class Generator:
             "plateau": p.schedule if p.schedule.per_epoch else None,
             "augmentations": list(p.augment),
             "layer_classes": sorted({f"{self.target}_layers/{c}.py.j2" for g in self.checked.graphs for n in g.nodes
-                                     for c in getattr(n.layer, f"{self.target}_classes")}),
+                                     for c in getattr(n.layer, f"{self.target}_classes_for")(n)}),
             "clip_norm": lit(p.clip_norm) if p.clip_norm else None,
             "clip_value": lit(p.clip_value) if p.clip_value else None,
             **self.data_context(),

@@ -23,8 +23,9 @@ class Layer(Entry):
     arity: ClassVar[int | None] = 1  # how many input tensors; None means two or more
     keras_layout: ClassVar[str] = ANY  # the layout the Keras rendering expects its input in
     int_input: ClassVar[bool] = False  # takes integer tensors (token ids)
-    # Classes the rendering needs in the generated file, each a template named after it in
-    # backends/templates/torch_layers/ or keras_layers/, written once before the model.
+    # Classes the rendering may need in the generated file, each a template named after it in
+    # backends/templates/torch_layers/ or keras_layers/, written once before the model; a node
+    # names those it does need in `torch_classes_for` / `keras_classes_for`.
     torch_classes: ClassVar[tuple[str, ...]] = ()
     keras_classes: ClassVar[tuple[str, ...]] = ()
 
@@ -55,6 +56,9 @@ class Layer(Entry):
     def torch_init(self, node: Any, mod: str) -> list[str]:
         return []
 
+    def torch_classes_for(self, node: Any) -> tuple[str, ...]:
+        return self.torch_classes
+
     # --- Keras ---
     def keras_layer(self, node: Any, layout: str) -> str:
         """The Keras layer for this node, named `node.name`; it holds the weights. `layout` is the
@@ -70,6 +74,9 @@ class Layer(Entry):
         """(name, layer) pairs applied before `keras_layer`, e.g. explicit padding. `fresh(base)`
         gives a name (for the layer and its variable) that no tensor of the spec has."""
         return []
+
+    def keras_classes_for(self, node: Any) -> tuple[str, ...]:
+        return self.keras_classes
 
     def to_keras(self, node: Any, w: dict[str, np.ndarray]) -> list[np.ndarray]:
         return []

@@ -94,7 +94,7 @@ class _AdaptivePool(Layer):
     op: ClassVar[str]
     positional = ("output_size",)
     keras_layout = CHANNELS_LAST
-    keras_classes = ("pool_adaptive",)  # written even where a plain pool does the job
+    keras_classes = ("pool_adaptive",)
 
     def infer(self, shapes):
         s = want_map(shapes, self.dims, self.name)
@@ -105,6 +105,9 @@ class _AdaptivePool(Layer):
 
     def torch_module(self, node):
         return fn(f"nn.Adaptive{self.op.title()}Pool{self.dims}d", self.output_size)
+
+    def keras_classes_for(self, node):
+        return () if self._even(node) else self.keras_classes
 
     def keras_layer(self, node, layout):
         if self._even(node):  # equal windows that tile the input: a plain pool

@@ -16,7 +16,7 @@ class _Upsample(Layer):
     dims: ClassVar[int]
     positional = ("scale",)
     keras_layout = CHANNELS_LAST
-    keras_classes = ("resize_linear",)  # written even where nearest needs no helper
+    keras_classes = ("resize_linear",)
 
     def infer(self, shapes):
         s = want_map(shapes, self.dims, self.name)
@@ -26,6 +26,9 @@ class _Upsample(Layer):
         mode = self.mode if self.mode == "nearest" else "linear" if self.dims == 1 else "bilinear"
         extra = {} if mode == "nearest" else {"align_corners": False}
         return fn("nn.Upsample", scale_factor=tuple(float(k) for k in self.scale), mode=mode, **extra)
+
+    def keras_classes_for(self, node):
+        return () if self.mode == "nearest" else self.keras_classes
 
     def keras_layer(self, node, layout):
         if self.mode != "nearest":
