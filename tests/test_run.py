@@ -113,3 +113,74 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     losses = [h["val_loss"] for h in history]
     assert len(history) < 30 and losses[-1] >= min(losses)
     assert np.isclose(module.evaluate(model, data[2], data[3])["loss"], min(losses))
+
+
+WHOLE_FIT_SPEC = """
+model Net {
+  input x: [6]
+  x -> dense(16, activation=tanh) -> dense(3)
+}
+
+train {
+  data: synthetic(samples=80)
+  optimizer: adam(lr=0.01)
+  schedule: cosine(warmup=3)
+  epochs: 3
+  batch_size: 16
+  augment: []
+}
+"""
+
+
+def test_whole_fits_agree_across_epochs(tmp_path):
+    # Both generated `fit` functions, from the same weights, train on the same batches in the same
+    # order for every epoch (Keras must not permute the batches it is given): the same parameters
+    # after 3 epochs, float64, relative 1e-9 (as tests/test_optimizers.py states).
+    import torch
+
+    from dlspec.transfer import keras_to_torch, torch_to_keras
+    from dlspec.verify import keras_floatx, randomize
+
+    checked = check_text(WHOLE_FIT_SPEC)
+    with keras_floatx("float64"):
+        t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+        x, y, x_val, y_val = (a.astype(np.float64) if a.dtype.kind == "f" else a for a in t_mod.load_data())
+        t_model = t_mod.build_model().double()
+        randomize(t_model, seed=3)
+        k_model = k_mod.build_model()
+        torch_to_keras(checked.graph, t_model, k_model)
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            t_mod.fit(t_model, (x, y, x_val, y_val), on_step=lambda *a: None, on_epoch=lambda *a: None)
+        finally:
+            torch.set_default_dtype(default)
+        k_mod.fit(k_model, (x, y, x_val, y_val), verbose=0)
+        back = t_mod.build_model().double()
+        keras_to_torch(checked.graph, k_model, back)
+    for (name, a), b in zip(t_model.state_dict().items(), back.state_dict().values()):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_keras_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    # Killed after two of four epochs and resumed from its backup, the Keras output ends bit for
+    # bit as an uninterrupted run: the same batches in the same order, the optimizer's state, and
+    # dropout's random state.
+    import keras
+
+    module = load_generated(check_text(SPEC), "keras", tmp_path)
+    data = module.load_data()
+    whole = module.build_model()
+    module.fit(whole, data, verbose=0)
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise Killed
+
+    with pytest.raises(Killed):
+        module.fit(module.build_model(), data, checkpoint=str(tmp_path / "backup"), callbacks=[Kill()], verbose=0)
+    resumed = module.build_model()  # a fresh process would start from fresh weights
+    module.fit(resumed, data, checkpoint=str(tmp_path / "backup"), verbose=0)
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
