@@ -88,7 +88,8 @@ def check(spec: SpecArg):
         out.print(f"no train section; the default one does not fit: {d.message} (compile and run need a train section)")
         out.print(f"{spec}: ok")
         return
-    out.print(f"train {p.model}: data {p.data.name}, loss {p.loss.name}, optimizer {p.optimizer.name}, "
+    against = f" against {p.discriminator}" if p.discriminator else ""
+    out.print(f"train {p.model}{against}: data {p.data.name}, loss {p.loss.name}, optimizer {p.optimizer.name}, "
               f"schedule {p.schedule.name}, {p.epochs} epochs of batch {p.batch_size}")
     out.print(f"{spec}: ok")
 

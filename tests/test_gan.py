@@ -268,3 +268,10 @@ def test_a_gan_whose_losses_are_not_finite_stops(tmp_path):
     r = dls("run", spec, "--out", tmp_path / "run")
     assert r.returncode == 1, r.stderr
     assert "training stopped: the losses became" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_check_names_the_discriminator():
+    from .helpers import ROOT, dls
+
+    r = dls("check", ROOT / "specs" / "dcgan.dls")
+    assert r.returncode == 0 and "train Generator against Discriminator" in " ".join(r.stdout.split())
