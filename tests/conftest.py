@@ -1,6 +1,7 @@
 """Hypothesis profiles. `ci` is the default (`make test`): enough examples that the property tests
 run a few hundred generated specs through both backends in a few minutes on 2 cores. `dev` runs
-fewer, for iterating: `pytest --hypothesis-profile=dev` (or HYPOTHESIS_PROFILE=dev)."""
+fewer, for iterating: `pytest --hypothesis-profile=dev` (or HYPOTHESIS_PROFILE=dev). `deep` runs
+several hundred, to shake out rare combinations of layers before a release (vary --hypothesis-seed)."""
 
 from __future__ import annotations
 
@@ -13,4 +14,5 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("ci", max_examples=70, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=8)
+settings.register_profile("deep", parent=settings.get_profile("ci"), max_examples=300)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

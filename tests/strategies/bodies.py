@@ -74,9 +74,17 @@ class Body:
         """`n` layers from shape `s` (one may be repeated), and the shape they give."""
         steps = []
         for _ in range(n):
-            c = layer(self.draw, s, keep)
-            times, s = self.repeated(c, s) if not keep else (None, apply(c, [s], {}))
+            for _attempt in range(4):  # a layer may make a tensor too large (shapes.MAX_VALUES): draw another
+                c = layer(self.draw, s, keep)
+                try:
+                    times, out = self.repeated(c, s) if not keep else (None, apply(c, [s], {}))
+                    break
+                except Invalid:
+                    pass
+            else:
+                c, times, out = mk(self.draw, "relu"), None, s
             steps.append((times, c))
+            s = out
         return steps, s
 
     def repeated(self, c, s) -> tuple[Any, tuple]:

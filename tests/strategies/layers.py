@@ -85,7 +85,7 @@ def conv(draw, s, keep=False, filters=None) -> Call:
         filters = filters or draw(st.integers(1, MAX_WIDTH))
     else:
         groups = draw(st.sampled_from([g for g in divisors(channels) if not filters or filters % g == 0]))
-        filters = filters or groups * draw(st.integers(1, MAX_WIDTH // groups))
+        filters = filters or groups * draw(st.integers(1, max(1, (MAX_WIDTH if dims < 3 else 8) // groups)))
     kernel = tuple(draw(st.integers(1, 3 if dims == 3 else 4)) for _ in range(dims))
     if keep:
         stride = (1,) * dims
