@@ -3,8 +3,6 @@ its input shape allows, with random valid arguments (checked by the calculator i
 
 Layers left out of the generator, and why:
 - `embedding`: only on the tokens input (drawn by `specs`), as ids are integers.
-- `log_softmax`: its output is −inf-free but a chain after it reads log-probabilities; nothing
-  new to test beyond softmax, and `nll()` is a training matter.
 - `cross_attention`, `graph_conv`, `scale`, `sample_normal`, `kl_normal` and the merges take two
   inputs: bodies.py draws them as moves (they need a second tensor).
 - Block-library calls: bodies.py too (`use resnet` and the others)."""

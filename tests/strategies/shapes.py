@@ -10,7 +10,7 @@ import re
 from .parts import BlockCall, Call, Flow, Input, Invalid, Output, resolve
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "silu", "leaky_relu", "elu", "gelu", "softmax",
-               "relu6", "hard_sigmoid", "hard_swish", "mish"]
+               "relu6", "hard_sigmoid", "hard_swish", "mish", "log_softmax"]
 MERGES = ("add", "subtract", "multiply", "average", "maximum")
 # Layers over spatial axes, named <op><dims>d.
 SPATIAL = re.compile(r"(conv|depthwise_conv|separable_conv|conv_transpose|upsample|zeropad|crop|maxpool|avgpool"
