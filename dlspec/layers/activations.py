@@ -4,7 +4,7 @@ Every constant is explicit in both outputs (EQUIVALENCE.md trap 6)."""
 from __future__ import annotations
 
 from ..registry import Float, PositiveFloat, ShapeError, fmt_shape, fn, lit
-from .base import LOGICAL, Layer, layer
+from .base import LOGICAL, Layer, derive, layer
 
 
 class Activation(Layer):
@@ -23,12 +23,9 @@ class Activation(Layer):
 
 
 def _simple(op: str, torch_fmt: str, keras_name: str, doc: str) -> None:
-    cls = type(op.title().replace("_", ""), (Activation,), {
-        "__doc__": doc, "__module__": __name__, "name": op,
-        "torch_expr": lambda self, x: torch_fmt.format(x=x),
-        "keras_act": lambda self, name: fn("layers.Activation", keras_name, name=name),
-    })
-    layer(cls)
+    derive(Activation, op.title().replace("_", ""), name=op, doc=doc,
+           torch_expr=lambda self, x: torch_fmt.format(x=x),
+           keras_act=lambda self, name: fn("layers.Activation", keras_name, name=name))
 
 
 _simple("relu", "torch.relu({x})", "relu", "max(x, 0).")

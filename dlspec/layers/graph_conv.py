@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..registry import CallValue, Code, PositiveInt, ShapeError, fmt_shape, fn
-from .base import LOGICAL, Layer, init_weight_and_bias, layer
+from ..registry import CallValue, PositiveInt, ShapeError, fmt_shape, fn
+from .base import LOGICAL, Layer, initializer_args, layer
+from .dense import Dense
 
 
 @layer
@@ -44,9 +45,8 @@ class GraphConv(Layer):
                              hint="both inputs describe the same nodes: features [nodes, features], adjacency [nodes, nodes]")
         return (x[0], self.units)
 
-    def weights(self, shapes):
-        w = {"weight": (self.units, shapes[0][1])}
-        return w | {"bias": (self.units,)} if self.bias else w
+    # W and b are a Dense layer's: the same names, layouts, initialization and transfer.
+    weights, torch_init, to_keras, from_keras = Dense.weights, Dense.torch_init, Dense.to_keras, Dense.from_keras
 
     def torch_module(self, node):
         return fn("GraphConv", node.in_shapes[0][1], self.units, bias=self.bias, normalize=self.normalize)
@@ -54,16 +54,6 @@ class GraphConv(Layer):
     def torch_forward(self, node, mod, xs):
         return f"{mod}({xs[0]}, {xs[1]})"
 
-    def torch_init(self, node, mod):
-        return init_weight_and_bias(node, mod, self.bias)
-
     def keras_layer(self, node, layout):
-        extra = {"bias_initializer": Code('"zeros"')} if self.bias else {}
-        return fn("GraphConv", self.units, use_bias=self.bias, normalize=self.normalize,
-                  kernel_initializer=Code(node.init.keras()), **extra, name=node.name)
-
-    def to_keras(self, node, w):
-        return [w["weight"].T] + ([w["bias"]] if self.bias else [])
-
-    def from_keras(self, node, ws):
-        return {"weight": ws[0].T} | ({"bias": ws[1]} if self.bias else {})
+        return fn("GraphConv", self.units, use_bias=self.bias, normalize=self.normalize, **initializer_args(node, self.bias),
+                  name=node.name)

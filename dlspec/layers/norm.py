@@ -6,7 +6,7 @@ variance of what it normalizes, in both frameworks."""
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BeforeValidator, Field
 
@@ -29,8 +29,21 @@ def _affine(shapes):
     return {"weight": (c,), "bias": (c,)}
 
 
+class _Norm(Layer):
+    """Keras's gamma and beta (and moving statistics) are PyTorch's weight and bias (and running
+    ones): the same arrays, in the order of `keras_weights`."""
+
+    keras_weights: ClassVar[tuple[str, ...]] = ("weight", "bias")
+
+    def to_keras(self, node, w):
+        return [w[k] for k in self.keras_weights if k in w]  # none without an affine transform
+
+    def from_keras(self, node, ws):
+        return dict(zip(self.keras_weights, ws))
+
+
 @layer
-class BatchNorm(Layer):
+class BatchNorm(_Norm):
     """Normalizes each channel over the batch (and spatial positions): [C], [C, L], [C, H, W] or
     [C, D, H, W]. In training, the batch's own statistics normalize it (biased variance) and update
     the running ones with PyTorch's rule: running = (1 − momentum)·running + momentum·batch, with
@@ -59,15 +72,10 @@ class BatchNorm(Layer):
         return fn(f"nn.BatchNorm{kind}", node.in_shapes[0][0], eps=self.eps, momentum=self.momentum)
 
     keras_classes = ("norm_batchnorm",)  # PyTorch's unbiased running variance (EQUIVALENCE.md trap 5)
+    keras_weights = ("weight", "bias", "running_mean", "running_var")
 
     def keras_layer(self, node, layout):
         return fn("BatchNorm", axis=-1, epsilon=self.eps, momentum=round(1.0 - self.momentum, 12), name=node.name)
-
-    def to_keras(self, node, w):
-        return [w["weight"], w["bias"], w["running_mean"], w["running_var"]]
-
-    def from_keras(self, node, ws):
-        return dict(zip(("weight", "bias", "running_mean", "running_var"), ws))
 
 
 def _axes(v):
@@ -75,7 +83,7 @@ def _axes(v):
 
 
 @layer
-class LayerNorm(Layer):
+class LayerNorm(_Norm):
     """Normalizes each example over `axes` (its last axis unless given), with a learned scale and
     shift of the normalized axes' shape. The axes must be the trailing ones (PyTorch's LayerNorm
     normalizes the last dimensions): `axes=(-2, -1)`, or `axes=(0, 1, 2)` for all of a [C, H, W]."""
@@ -121,16 +129,9 @@ class LayerNorm(Layer):
         axis = -1 if len(axes) == 1 else tuple(keras_axis(a, len(s), LOGICAL) for a in axes)
         return fn("layers.LayerNormalization", axis=axis, epsilon=self.eps, name=node.name)
 
-    # Keras's gamma and beta have the sizes of the (sorted) normalized axes: PyTorch's shape.
-    def to_keras(self, node, w):
-        return [w["weight"], w["bias"]]
-
-    def from_keras(self, node, ws):
-        return {"weight": ws[0], "bias": ws[1]}
-
 
 @layer
-class GroupNorm(Layer):
+class GroupNorm(_Norm):
     """Splits the C channels into `groups` groups of C/groups consecutive channels and normalizes
     each group of each example over its channels and positions, then scales and shifts each
     channel (learned, per channel): [C] or [C, *spatial]."""
@@ -161,15 +162,9 @@ class GroupNorm(Layer):
         return fn("layers.GroupNormalization", groups=self.groups, axis=-1, epsilon=self.eps, center=True, scale=True,
                   name=node.name)
 
-    def to_keras(self, node, w):
-        return [w["weight"], w["bias"]]
-
-    def from_keras(self, node, ws):
-        return {"weight": ws[0], "bias": ws[1]}
-
 
 @layer
-class InstanceNorm(Layer):
+class InstanceNorm(_Norm):
     """Normalizes each channel of each example over its positions ([C, L], [C, H, W] or
     [C, D, H, W]), then, with `affine`, scales and shifts each channel (learned). It keeps no
     running statistics: inference normalizes exactly as training does. Group norm with one
@@ -198,12 +193,6 @@ class InstanceNorm(Layer):
     def keras_layer(self, node, layout):
         return fn("layers.GroupNormalization", groups=node.in_shapes[0][0], axis=-1, epsilon=self.eps,
                   center=self.affine, scale=self.affine, name=node.name)
-
-    def to_keras(self, node, w):
-        return [w["weight"], w["bias"]] if self.affine else []
-
-    def from_keras(self, node, ws):
-        return {"weight": ws[0], "bias": ws[1]} if self.affine else {}
 
 
 @layer
