@@ -45,6 +45,12 @@ def per_axis(values):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def torch_pad(x: str, pads) -> str:
+    """`x` padded with zeros, `pads` (before, after) per spatial axis; F.pad lists the last axis
+    first: (left, right, top, bottom)."""
+    return f"F.pad({x}, {lit(tuple(p for lo_hi in reversed(pads) for p in lo_hi))})"
+
+
 def keras_zero_padding(node, fresh, pads) -> tuple[str, str]:
     """The prelude step that pads the input with zeros, `pads` per spatial axis."""
     var = fresh(f"{node.name}_pad")
@@ -123,11 +129,8 @@ class _Conv(Layer):
                   padding=self.torch_padding(node), dilation=self.dilation, groups=self.group_count(c), bias=self.bias)
 
     def torch_forward(self, node, mod, xs):
-        if self._symmetric(node):
-            return f"{mod}({xs[0]})"
-        # F.pad lists the last axis first: (left, right, top, bottom).
-        flat = tuple(p for lo_hi in reversed(self.pads(node.in_shapes[0][1:])) for p in lo_hi)
-        return f"{mod}(F.pad({xs[0]}, {lit(flat)}))"
+        x = xs[0] if self._symmetric(node) else torch_pad(xs[0], self.pads(node.in_shapes[0][1:]))
+        return f"{mod}({x})"
 
     def torch_init(self, node, mod):
         return init_weight_and_bias(node, mod, self.bias)
@@ -175,8 +178,6 @@ def _show(v: tuple[int, ...]) -> str:
 
 
 Padding = Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, ...]
-
-
 Call = str | CallValue | None  # an activation or initializer: a name, or a call with arguments
 
 
@@ -191,6 +192,7 @@ def _window(d: int) -> dict:
     return {"kernel": ints, "stride": (ints, ones), "padding": (Padding, "valid"), "dilation": (ints, ones)}
 
 
+# The arguments every convolution ends with.
 _TAIL = {"bias": (bool, True), "activation": (Call, None), "init": (Call, None)}
 
 
@@ -360,6 +362,10 @@ class _ConvTranspose(Layer):
             return "give `output_size` or `output_padding`, not both (output_size chooses the output_padding)"
         return None
 
+    def _numeric_padding(self, i: int) -> int:
+        """The padding of axis i where it is a number (or `valid`, 0)."""
+        return 0 if self.padding == "valid" else _tuple_of(self.dims)(self.padding)[i]
+
     def crops(self, spatial) -> list[tuple[int, int]]:
         out = []
         for i, n in enumerate(spatial):
@@ -368,7 +374,7 @@ class _ConvTranspose(Layer):
                 t = k - s
                 out.append((t // 2, t - t // 2) if t >= 0 else (0, t))
                 continue
-            p = 0 if self.padding == "valid" else _tuple_of(self.dims)(self.padding)[i]
+            p = self._numeric_padding(i)
             op = self.output_padding[i] if self.output_size is None else self.output_size[i] - ((n - 1) * s - 2 * p + k)
             out.append((p, p - op))
         return out
@@ -393,7 +399,7 @@ class _ConvTranspose(Layer):
         if self.padding == "same":
             raise ShapeError(f"{self.name} with `padding=same` makes the {axis} input · stride = {n} · {st} = {n * st}, "
                              f"not the output_size {want}", hint="leave out output_size, or give a number as padding")
-        p = 0 if self.padding == "valid" else _tuple_of(self.dims)(self.padding)[i]
+        p = self._numeric_padding(i)
         base = (n - 1) * st - 2 * p + k
         can = str(base) if st == 1 else f"{base} to {base + st - 1}"
         raise ShapeError(f"{self.name} cannot make a {axis} of {want} from {n}: with kernel {k}, stride {st} and padding {p} "

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from ..registry import ShapeError, describe, fmt_shape, fn, lit
+from ..registry import ShapeError, describe, fmt_shape, fn
 from .base import CHANNELS_LAST, Layer, derive
-from .conv import AXES, _ints, per_axis, want_map
+from .conv import AXES, _ints, per_axis, torch_pad, want_map
 
 
 class _Upsample(Layer):
@@ -104,8 +104,7 @@ class _ZeroPad(_Sides):
         return (s[0], *(n + lo + hi for n, (lo, hi) in zip(s[1:], self.sides())))
 
     def torch_forward(self, node, mod, xs):
-        # F.pad lists the last axis first: (left, right, top, bottom).
-        return f"F.pad({xs[0]}, {lit(tuple(p for lo_hi in reversed(self.sides()) for p in lo_hi))})"
+        return torch_pad(xs[0], self.sides())
 
     def keras_layer(self, node, layout):
         return fn(f"layers.ZeroPadding{self.dims}D", padding=self._keras_value(), name=node.name)
