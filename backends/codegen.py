@@ -126,9 +126,7 @@ class Generator:
             "lr": lit(p.optimizer.lr),
             "optimizer_template": p.optimizer.template,
             "early_stopping": p.early_stopping,
-            "l1": lit(p.l1) if p.l1 else None,
-            "l2": lit(p.l2) if p.l2 else None,
-            "kernels": self.kernels(),
+            **self.penalties(),
             "plateau": p.schedule if p.schedule.per_epoch else None,
             "augmentations": list(p.augment),
             "layer_classes": sorted({f"{self.target}_layers/{c}.py.j2" for g in self.checked.graphs for n in g.nodes
@@ -175,11 +173,27 @@ class Generator:
                 **(common if t.reads_targets else {"per_position": False})).strip())
         return "\n\n\n".join(parts)
 
-    def kernels(self) -> list[tuple[str, str]]:
-        """(node, weight) of every kernel the l1/l2 penalties cover, in PyTorch's names: the weights
-        of layers that take an initializer (dense, conv, embedding, recurrent), biases excluded."""
-        return [(n.name, w) for n in self.graph.nodes if "init" in type(n.layer).model_fields
-                for w in n.layer.weights(list(n.in_shapes)) if not w.startswith("bias")]
+    def penalties(self) -> dict:
+        """The l1/l2 penalties and max-norm constraints, per kernel: the weights of layers that take
+        an initializer (dense, conv, embedding, recurrent, graph), biases excluded, each with its
+        layer's own `l1=`/`l2=` or else the train section's. PyTorch names weights (`l1_terms`:
+        (coefficient, node, weight)); Keras, layers (`l1_layers`: (coefficient, node))."""
+        out = {"l1_terms": [], "l2_terms": [], "l1_layers": [], "l2_layers": [], "max_norms": []}
+        for n in self.graph.nodes:
+            if "init" not in type(n.layer).model_fields:
+                continue
+            kernels = [w for w in n.layer.weights(list(n.in_shapes)) if not w.rsplit(".", 1)[-1].startswith("bias")]
+            for key in ("l1", "l2"):
+                own = getattr(n.layer, key, None)
+                c = own if own is not None else getattr(self.plan, key)
+                if c:
+                    out[f"{key}_terms"] += [(lit(c), n.name, w) for w in kernels]
+                    out[f"{key}_layers"].append((c, n.name))
+            if getattr(n.layer, "max_norm", None):
+                out["max_norms"].append((lit(n.layer.max_norm), n.name, "weight"))
+        out["penalty"] = bool(out["l1_terms"] or out["l2_terms"])
+        out["l1_layers"], out["l2_layers"] = lit(out["l1_layers"]), lit(out["l2_layers"])
+        return out
 
     def model_context(self, g: Graph) -> dict:
         raise NotImplementedError

@@ -90,6 +90,11 @@ def gan_plan(got: dict[str, tuple[Any, Span]], train_span: Span, by_name: dict[s
     for key, why in UNSUPPORTED.items():
         if key in got:
             raise error(f"`{key}` is not supported in adversarial training in this version", got[key][1], hint=why or None)
+    for n in (*generator.nodes, *disc.nodes):
+        for key in ("l1", "l2", "max_norm"):
+            if getattr(n.layer, key, None) is not None:
+                raise error(f"`{key}=` is not supported in adversarial training in this version", n.span,
+                            hint=f"remove `{key}=` from this layer")
     _one_in_one_out(generator, "generator", train_span)
     _one_in_one_out(disc, "discriminator", span)
     z, x = generator.inputs[0], disc.inputs[0]

@@ -32,6 +32,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Rate = Annotated[float, BeforeValidator(_to_float), Field(ge=0.0, lt=1.0)]
 PositiveFloat = Annotated[float, BeforeValidator(_to_float), Field(gt=0.0)]
+NonNegFloat = Annotated[float, BeforeValidator(_to_float), Field(ge=0.0)]
 
 
 class Word(str):

@@ -73,8 +73,8 @@ SETTINGS = {
     "augment": "a list of augmentations of the training batches, e.g. [flip(), rotation(10), noise(0.05)]; "
                "with several inputs, of the first one only",
     "early_stopping": "stop when a metric stops improving: patience(5, monitor=val_loss, min_delta=0, restore_best=true)",
-    "l1": "add l1 · Σ|w| over every kernel (dense, conv, embedding, recurrent weights; not biases) to the loss",
-    "l2": "add l2 · Σw² over every kernel to the loss (a penalty, not optimizer weight decay: see adamw)",
+    "l1": "add l1 · Σ|w| over every kernel (dense, conv, embedding, recurrent weights; not biases) to the loss; a layer's own l1= replaces it",
+    "l2": "add l2 · Σw² over every kernel to the loss (a penalty, not optimizer weight decay: see adamw); a layer's own l2= replaces it",
     "clip_norm": "clip the gradients' global norm to this value (PyTorch's clip_grad_norm_)",
     "clip_value": "clip every gradient element to [-value, value] (before clip_norm)",
     # Adversarial training (adversarial.py): `model` is the generator.

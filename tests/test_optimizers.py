@@ -169,3 +169,49 @@ def test_batch_norm_statistics_update_alike(tmp_path):
     # biased one (0.15% apart here, found by tests/test_training_properties.py): the Keras output
     # carries a BatchNormalization subclass with PyTorch's rule.
     _run(BATCHNORM_SPEC, tmp_path)
+
+
+LAYER_PENALTY_SPEC = """
+model Net {{
+  input x: [3, 6, 5]
+  x -> conv2d(4, 3, padding=same, l2=0.05, max_norm=0.5) -> tanh() -> flatten()
+  dense(12, l1=0.01, l2=0) -> reshape((3, 4)) -> gru(5, l1=0.002) -> dense(4, max_norm=0.3)
+}}
+
+train {{
+  data: synthetic(samples=64)
+  optimizer: {optimizer}
+  epochs: 2
+  batch_size: 16
+  l2: 0.001
+}}
+"""
+
+
+@pytest.mark.parametrize("optimizer", ["sgd(lr=0.1, momentum=0.9)", "adam(lr=0.05)"])
+def test_layer_penalties_and_max_norm_steps_agree(optimizer, tmp_path):
+    # A layer's own l1=/l2= replace the train section's for its kernels (l2=0 exempts it); max_norm
+    # rescales each output unit's incoming weights after every step, as Keras's MaxNorm does
+    # (including its 1e-7, which shrinks even weights under the limit a little).
+    text = LAYER_PENALTY_SPEC.format(optimizer=optimizer)
+    _run(text, tmp_path)
+
+
+def test_layer_penalties_mean_what_the_reference_says(tmp_path):
+    import torch
+
+    checked = check_text(LAYER_PENALTY_SPEC.format(optimizer="sgd(lr=1.0)"))
+    module = load_generated(checked, "torch", tmp_path)
+    model = module.build_model()
+    names = [n.name for n in checked.graph.nodes if n.op in ("conv2d", "dense", "gru")]
+    conv, dense, gru, out = (getattr(model, n) for n in names)
+    expected = (0.05 * (conv.weight ** 2).sum() + 0.01 * dense.weight.abs().sum()
+                + 0.002 * (gru.weight_ih_l0.abs().sum() + gru.weight_hh_l0.abs().sum())
+                + 0.001 * (gru.weight_ih_l0 ** 2).sum() + 0.001 * (gru.weight_hh_l0 ** 2).sum()
+                + 0.001 * (out.weight ** 2).sum())
+    torch.testing.assert_close(module.penalty(model), expected)
+    # one big step pushes the weights far; max-norm brings each unit's row back to norm <= c
+    x = torch.randn(16, 3, 6, 5)
+    module.train_step(model, torch.optim.SGD(model.parameters(), lr=10.0), x, torch.randint(0, 4, (16,)))
+    assert conv.weight.flatten(1).norm(dim=1).max() <= 0.5 + 1e-6
+    assert out.weight.norm(dim=1).max() <= 0.3 + 1e-6

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..registry import CallValue, Code, Entry, Shape, ShapeError, fmt_shape, registry_of
+from ..registry import CallValue, Code, Entry, NonNegFloat, PositiveFloat, Shape, ShapeError, fmt_shape, fn, registry_of
 
 if TYPE_CHECKING:  # numpy is imported by weight transfer only: `dls check` does without it
     import numpy as np
@@ -123,12 +123,23 @@ def keras_axis(axis: int, rank: int, layout: str) -> int:
     return rank if axis == 0 else axis
 
 
+# A layer's own l1/l2 coefficient for its kernels; None: the train section's `l1:`/`l2:`.
+Penalty = NonNegFloat | None
+# Max-norm: each output unit's incoming weight vector is rescaled to a norm of at most this.
+MaxNorm = PositiveFloat | None
+
+
 def initializer_args(node: Any, bias: bool, kernels: tuple[str, ...] = ("kernel",)) -> dict[str, Code]:
     """The Keras initializers of a layer whose kernels (`kernel`, or `depthwise` and `pointwise`...)
-    take the node's `init` and whose bias starts at zero."""
+    take the node's `init` and whose bias starts at zero; and its kernel's max-norm constraint."""
     args = {f"{k}_initializer": Code(node.init.keras()) for k in kernels}
     if bias:
         args["bias_initializer"] = Code('"zeros"')
+    if getattr(node.layer, "max_norm", None):
+        # Keras's kernel is (..., in, out): the norm runs over every axis but the last.
+        rank = len(node.layer.weights(list(node.in_shapes))["weight"])
+        axis = 0 if rank == 2 else list(range(rank - 1))
+        args["kernel_constraint"] = Code(fn("keras.constraints.MaxNorm", node.layer.max_norm, axis=axis))
     return args
 
 

@@ -11,7 +11,18 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, Field
 
 from ..registry import CallValue, Code, NonNegInt, PositiveInt, ShapeError, fmt_shape, fn, lit
-from .base import CHANNELS_LAST, LAYERS, SHAPE_NAMES, Layer, derive, init_weight_and_bias, initializer_args, want_rank
+from .base import (
+    CHANNELS_LAST,
+    LAYERS,
+    SHAPE_NAMES,
+    Layer,
+    MaxNorm,
+    Penalty,
+    derive,
+    init_weight_and_bias,
+    initializer_args,
+    want_rank,
+)
 
 
 def _tuple_of(n: int):
@@ -193,11 +204,11 @@ def _window(d: int) -> dict:
 
 
 # The arguments every convolution ends with.
-_TAIL = {"bias": (bool, True), "activation": (Call, None), "init": (Call, None)}
+_TAIL = {"bias": (bool, True), "activation": (Call, None), "init": (Call, None), "l1": (Penalty, None), "l2": (Penalty, None)}
 
 
 def _conv(d: int, example: str):
-    return derive(_Conv, f"Conv{d}d", {"filters": PositiveInt, **_window(d), "groups": (PositiveInt, 1), **_TAIL},
+    return derive(_Conv, f"Conv{d}d", {"filters": PositiveInt, **_window(d), "groups": (PositiveInt, 1), **_TAIL, "max_norm": (MaxNorm, None)},
                   name=f"conv{d}d", dims=d, example=example, doc=_doc("{d}-D convolution: [channels, {axes}] → [filters, {out}].", d))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..registry import CallValue, Code, PositiveInt, ShapeError, fmt_shape, fn
-from .base import LOGICAL, Layer, init_weight_and_bias, initializer_args, layer
+from .base import LOGICAL, Layer, MaxNorm, Penalty, init_weight_and_bias, initializer_args, layer
 
 
 @layer
@@ -18,6 +18,9 @@ class Dense(Layer):
     bias: bool = True
     activation: str | CallValue | None = None
     init: str | CallValue | None = None
+    l1: Penalty = None
+    l2: Penalty = None
+    max_norm: MaxNorm = None
 
     def infer(self, shapes):
         s = shapes[0]
@@ -61,6 +64,8 @@ class Embedding(Layer):
     vocab: PositiveInt
     dim: PositiveInt
     init: str | CallValue | None = None
+    l1: Penalty = None
+    l2: Penalty = None
 
     def infer(self, shapes):
         return (*shapes[0], self.dim)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..registry import CallValue, PositiveInt, ShapeError, fmt_shape, fn
-from .base import LOGICAL, Layer, initializer_args, layer
+from .base import LOGICAL, Layer, Penalty, initializer_args, layer
 from .dense import Dense
 
 
@@ -28,6 +28,8 @@ class GraphConv(Layer):
     normalize: bool = True
     activation: str | CallValue | None = None
     init: str | CallValue | None = None
+    l1: Penalty = None
+    l2: Penalty = None
 
     def infer(self, shapes):
         if len(shapes) != 2:

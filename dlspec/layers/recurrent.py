@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ..registry import CallValue, Code, PositiveInt, Rate, fn
-from .base import LOGICAL, Layer, layer, want_rank
+from .base import LOGICAL, Layer, Penalty, layer, want_rank
 
 
 class _Recurrent(Layer):
@@ -31,6 +31,8 @@ class _Recurrent(Layer):
     layers: PositiveInt = 1
     dropout: Rate = 0.0
     init: str | CallValue | None = None
+    l1: Penalty = None
+    l2: Penalty = None
 
     def problem(self):
         if self.dropout and self.layers == 1:
