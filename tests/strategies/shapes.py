@@ -109,6 +109,9 @@ def _spatial(name: str, a: dict, s: tuple) -> tuple[int, ...]:
     stride, pad = _n(a.get("stride") or a["kernel"], dims), _n(a.get("padding", 0), dims)
     _need(op == "avgpool" or not any(pad), "max pools take no padding")
     _need(all(2 * p <= kk for p, kk in zip(pad, k)), "pool padding at most half the window")
+    # Beyond dlspec's rules (a dlspec bug, reported): PyTorch's AvgPool3d refuses an input smaller than
+    # the window before padding, which dlspec accepts.
+    _need(dims < 3 or all(n >= kk for n, kk in zip(s[1:], k)), "PyTorch's 3-D pools need the window inside the input")
     out = tuple((n + 2 * p - kk) // ss + 1 for n, kk, ss, p in zip(s[1:], k, stride, pad))
     _need(min(out) >= 1, "pool window larger than input")
     return (s[0], *out)
