@@ -99,6 +99,7 @@ CASES = [
     ("constant used before its definition", "const A = B\nconst B = 3\n" + M("  dense(A)"), (1, 11),
      "the constant `B` is used before its definition", "move the `const` line above"),
     ("constant defined after the model", M("  dense(W)") + "\nconst W = 3\n", (3, 9), "`W` is used before its definition", "above its first use"),
+    ("attention over a keras bias bug", M("  attention(2)", "[2, 2]"), (3, 3), "computed wrong by Keras", "use fewer heads"),
     ("unknown tensor", M("  x -> dense(4) -> hidden\n  hiden -> dense(2)"), (4, 3), "unknown tensor `hiden`", "did you mean `hidden`?"),
     ("unknown output", M("  dense(2)\n  output y"), (4, 3), "unknown tensor `y`", "the tensors defined so far are `x`"),
     ("duplicate tensor", M("  x -> dense(4) -> a\n  a -> dense(4) -> a"), (4, 20), "the name `a` is already defined", "another name"),

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from .test_optimizers import _run
 
-
 LR = st.sampled_from([0.003, 0.01, 0.05])
 BETA = st.sampled_from([0.5, 0.9, 0.99])
 EPS = st.sampled_from([1e-8, 1e-4, 1e-2])  # large ones show where epsilon is added

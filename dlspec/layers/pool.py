@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from ..registry import Code, ShapeError, fmt_shape, fn, lit
 from .base import CHANNELS_LAST, Layer, derive, layer
-from .conv import AXES, _ints, _show, keras_zero_padding, out_size, want_map
+from .conv import AXES, _ints, _show, keras_zero_padding, out_size, torch_pad, want_map
 
 
 def _keras_pool(op: str, dims: int, kind: str = "") -> str:
@@ -42,11 +42,22 @@ class _Pool(Layer):
                              hint="use a smaller window, or pool earlier, where the input is larger")
         return (s[0], *out)
 
+    def _pads_first(self) -> bool:
+        # PyTorch's AvgPool3d refuses a window larger than the unpadded input (1-D and 2-D accept
+        # it): pad with zeros first, which is the same mean, since padded zeros count in it.
+        return self.dims == 3 and any(self._padding())
+
     def torch_module(self, node):
         if self.op == "max":
             return fn(f"nn.MaxPool{self.dims}d", kernel_size=self.kernel, stride=self._stride())
-        return fn(f"nn.AvgPool{self.dims}d", kernel_size=self.kernel, stride=self._stride(), padding=self._padding(),
+        padding = (0,) * self.dims if self._pads_first() else self._padding()
+        return fn(f"nn.AvgPool{self.dims}d", kernel_size=self.kernel, stride=self._stride(), padding=padding,
                   count_include_pad=True)
+
+    def torch_forward(self, node, mod, xs):
+        if self._pads_first():
+            return f"{mod}({torch_pad(xs[0], [(p, p) for p in self._padding()])})"
+        return f"{mod}({xs[0]})"
 
     def keras_prelude(self, node, fresh):
         steps = [keras_zero_padding(node, fresh, self._padding())] if any(self._padding()) else []

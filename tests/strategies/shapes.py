@@ -19,15 +19,16 @@ SPATIAL = re.compile(r"(conv|depthwise_conv|separable_conv|conv_transpose|upsamp
 MAX_VALUES, MAX_SPATIAL = 4096, 64
 
 
-KERAS_BIAS_BUG = "attention with one feature per head over as many steps as heads (a dlspec bug, reported)"
+KERAS_BIAS_BUG = "attention with one feature per head over as many steps as heads (refused by dlspec: a Keras bug)"
 
 
 def keras_bias_ok(s: tuple, heads: int, width: int | None = None) -> bool:
-    """False where dlspec's Keras attention is wrong (found by these properties, left to dlspec): with one
-    feature per head, Keras's TensorFlow `ops.add` takes the projections' [heads, 1] bias for a bias
-    of axis 1 (the steps) when the steps number the heads, as `tf.nn.bias_add(data_format="NCHW")`.
-    `s` is the projected tensor's [steps, features]; `width` the query's, which sets the head width."""
-    return not ((width or s[1]) == heads and s[0] == heads)
+    """False where dlspec refuses attention because Keras computes it wrong (found by these
+    properties): with one feature per head, Keras's TensorFlow `ops.add` takes the projections'
+    [heads, 1] bias for a bias of axis 1 (the steps) when the steps number the heads, as
+    `tf.nn.bias_add(data_format="NCHW")`. `s` is the projected tensor's [steps, features]; `width`
+    the query's, which sets the head width."""
+    return not ((width or s[1]) == heads and s[0] == heads and heads > 1)
 
 
 def _n(v, dims: int) -> tuple[int, ...]:
@@ -109,9 +110,6 @@ def _spatial(name: str, a: dict, s: tuple) -> tuple[int, ...]:
     stride, pad = _n(a.get("stride") or a["kernel"], dims), _n(a.get("padding", 0), dims)
     _need(op == "avgpool" or not any(pad), "max pools take no padding")
     _need(all(2 * p <= kk for p, kk in zip(pad, k)), "pool padding at most half the window")
-    # Beyond dlspec's rules (a dlspec bug, reported): PyTorch's AvgPool3d refuses an input smaller than
-    # the window before padding, which dlspec accepts.
-    _need(dims < 3 or all(n >= kk for n, kk in zip(s[1:], k)), "PyTorch's 3-D pools need the window inside the input")
     out = tuple((n + 2 * p - kk) // ss + 1 for n, kk, ss, p in zip(s[1:], k, stride, pad))
     _need(min(out) >= 1, "pool window larger than input")
     return (s[0], *out)
