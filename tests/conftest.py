@@ -9,6 +9,12 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# Each pytest-xdist worker (`make test` runs two, on two cores) gets one thread per framework:
+# PyTorch's and TensorFlow's thread pools of one worker otherwise spin against the other's.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 # Building a Keras model takes 0.1-0.3 s, so examples are slow by Hypothesis's standards: no
 # deadline, and no health check failing a strategy for being slow.
 settings.register_profile("ci", max_examples=70, deadline=None, print_blob=True,

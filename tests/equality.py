@@ -3,6 +3,7 @@ given the same weights, compute the same function."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from dlspec.check import check_text
 from dlspec.transfer import keras_param_count, keras_to_torch, torch_param_count, torch_to_keras
-from dlspec.verify import build_pair, compare, random_inputs, run_pair, verify
+from dlspec.verify import build_pair, compare, keras_floatx, random_inputs, run_pair, verify
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
@@ -76,3 +77,18 @@ def assert_float32_agrees(text: str) -> None:
     assert report.params["dlspec keras"] == report.params["keras"]
     for diff in report.outputs:
         assert diff.max_rel <= F32_RTOL, diff
+
+
+@contextlib.contextmanager
+def float64_training():
+    """Both frameworks in float64, for comparing training: PyTorch's default dtype (some optimizer
+    state, NAdam's mu product, follows it) and Keras's floatx and dtype policy; Keras's session is
+    cleared afterwards."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with keras_floatx("float64"):
+            yield
+    finally:
+        torch.set_default_dtype(default)
+        keras.backend.clear_session()

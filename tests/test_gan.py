@@ -13,6 +13,8 @@ from dlspec.runtime import load_generated
 from dlspec.transfer import keras_to_torch, torch_to_keras
 from dlspec.verify import keras_floatx, randomize
 
+from .equality import float64_training
+
 # Every dimension differs (noise 5, map [4, 3, 2], samples [2, 6, 4]), so that a wrong transpose
 # cannot pass by symmetry; batch norm in both models, in training mode.
 SPEC = """
@@ -57,17 +59,9 @@ def gan(loss="adversarial()", optimizer="adam(lr=0.01)", schedule="constant()", 
 
 @pytest.mark.parametrize("loss,optimizer,schedule,extra", CASES)
 def test_adversarial_steps_agree(loss, optimizer, schedule, extra, tmp_path):
-    import keras
-    import torch
 
-    checked = check_text(gan(loss, optimizer, schedule, extra))
-    default_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # PyTorch's optimizer state (NAdam's mu product) in float64 too
-    try:
-        _steps(checked, tmp_path)
-    finally:
-        torch.set_default_dtype(default_dtype)
-        keras.backend.clear_session()
+    with float64_training():
+        _steps(check_text(gan(loss, optimizer, schedule, extra)), tmp_path)
 
 
 def _steps(checked, tmp_path):

@@ -14,6 +14,8 @@ from dlspec.runtime import load_generated
 from dlspec.transfer import keras_to_torch, torch_to_keras
 from dlspec.verify import keras_floatx, randomize
 
+from .equality import float64_training
+
 SPEC = """
 model Net {{
   input x: [3, 6, 5]
@@ -92,18 +94,9 @@ def test_penalized_steps_agree(optimizer, penalty, tmp_path):
 
 
 def _run(text, tmp_path):
-    import keras
-    import torch
 
-    checked = check_text(text)
-    # PyTorch keeps some optimizer state (NAdam's mu product) in its default dtype: make it float64.
-    default_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        _steps(checked, tmp_path)
-    finally:
-        torch.set_default_dtype(default_dtype)
-        keras.backend.clear_session()
+    with float64_training():
+        _steps(check_text(text), tmp_path)
 
 
 def _steps(checked, tmp_path):

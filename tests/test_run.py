@@ -10,6 +10,7 @@ import pytest
 from dlspec.check import check_text
 from dlspec.runtime import load_generated
 
+from .equality import float64_training
 from .helpers import dls
 
 SPEC = """
@@ -136,25 +137,19 @@ def test_whole_fits_agree_across_epochs(tmp_path):
     # Both generated `fit` functions, from the same weights, train on the same batches in the same
     # order for every epoch (Keras must not permute the batches it is given): the same parameters
     # after 3 epochs, float64, relative 1e-9 (as tests/test_optimizers.py states).
-    import torch
 
     from dlspec.transfer import keras_to_torch, torch_to_keras
-    from dlspec.verify import keras_floatx, randomize
+    from dlspec.verify import randomize
 
     checked = check_text(WHOLE_FIT_SPEC)
-    with keras_floatx("float64"):
+    with float64_training():
         t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
         x, y, x_val, y_val = (a.astype(np.float64) if a.dtype.kind == "f" else a for a in t_mod.load_data())
         t_model = t_mod.build_model().double()
         randomize(t_model, seed=3)
         k_model = k_mod.build_model()
         torch_to_keras(checked.graph, t_model, k_model)
-        default = torch.get_default_dtype()
-        torch.set_default_dtype(torch.float64)
-        try:
-            t_mod.fit(t_model, (x, y, x_val, y_val), on_step=lambda *a: None, on_epoch=lambda *a: None)
-        finally:
-            torch.set_default_dtype(default)
+        t_mod.fit(t_model, (x, y, x_val, y_val), on_step=lambda *a: None, on_epoch=lambda *a: None)
         k_mod.fit(k_model, (x, y, x_val, y_val), verbose=0)
         back = t_mod.build_model().double()
         keras_to_torch(checked.graph, k_model, back)

@@ -16,6 +16,8 @@ from dlspec.runtime import load_generated
 from dlspec.transfer import keras_to_torch, torch_to_keras
 from dlspec.verify import keras_floatx, randomize
 
+from .equality import float64_training
+
 STEPS = 3
 
 
@@ -29,38 +31,31 @@ def _steps_agree(text, tmp_path, batch=16):
     """Trains both generated models for STEPS batches of the spec's own data (the batches Keras's
     TrainingBatches gives, augmentation included) from the same random weights; returns the largest
     parameter difference, after asserting agreement."""
-    import keras
     import torch
 
     checked = check_text(text)
     graph = checked.graph
-    default_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        with keras_floatx("float64"):
-            t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
-            x, y, _, _ = t_mod.load_data()
-            x, y = _float64(x), _float64(y)
-            t_model = t_mod.build_model().double()
-            randomize(t_model, seed=1)
-            k_model = k_mod.build_model()
-            torch_to_keras(graph, t_model, k_model)
-            k_mod.compile_model(k_model, STEPS)
-            t_opt, _ = t_mod.build_optimizer(t_model, STEPS)
-            batches = k_mod.TrainingBatches(x, y, batch)
-            t_losses, k_losses = [], []
-            for step in range(STEPS):
-                xb, targets = batches[step]
-                idx = t_mod.batch_indices(len(y), batch, 1, step)
-                t_x = tuple(torch.from_numpy(a) for a in xb) if isinstance(xb, tuple) else torch.from_numpy(xb)
-                t_model.train()
-                t_losses.append(t_mod.train_step(t_model, t_opt, t_x, torch.from_numpy(y[idx])).item())
-                k_losses.append(float(np.ravel(k_model.train_on_batch(xb, targets))[0]))
-            back = t_mod.build_model().double()
-            keras_to_torch(graph, k_model, back)
-    finally:
-        torch.set_default_dtype(default_dtype)
-        keras.backend.clear_session()
+    with float64_training():
+        t_mod, k_mod = load_generated(checked, "torch", tmp_path), load_generated(checked, "keras", tmp_path)
+        x, y, _, _ = t_mod.load_data()
+        x, y = _float64(x), _float64(y)
+        t_model = t_mod.build_model().double()
+        randomize(t_model, seed=1)
+        k_model = k_mod.build_model()
+        torch_to_keras(graph, t_model, k_model)
+        k_mod.compile_model(k_model, STEPS)
+        t_opt, _ = t_mod.build_optimizer(t_model, STEPS)
+        batches = k_mod.TrainingBatches(x, y, batch)
+        t_losses, k_losses = [], []
+        for step in range(STEPS):
+            xb, targets = batches[step]
+            idx = t_mod.batch_indices(len(y), batch, 1, step)
+            t_x = tuple(torch.from_numpy(a) for a in xb) if isinstance(xb, tuple) else torch.from_numpy(xb)
+            t_model.train()
+            t_losses.append(t_mod.train_step(t_model, t_opt, t_x, torch.from_numpy(y[idx])).item())
+            k_losses.append(float(np.ravel(k_model.train_on_batch(xb, targets))[0]))
+        back = t_mod.build_model().double()
+        keras_to_torch(graph, k_model, back)
     # The loss before each step: the same weighted sum in both (float64 rounding only).
     np.testing.assert_allclose(k_losses, t_losses, rtol=1e-9)
     expected, got = t_model.state_dict(), back.state_dict()
