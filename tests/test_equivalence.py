@@ -28,6 +28,10 @@ REGRESSIONS = [
     pytest.param(_spec("  input x: [3, 5, 7]\n  x -> conv2d(4, 3) -> __h"), id="name-mangled-attribute"),
     # PyTorch's AvgPool3d refused a window larger than the unpadded input; it now pads first.
     pytest.param(_spec("  input x: [1, 1, 2, 4]\n  avgpool3d((3, 1, 1), padding=(1, 0, 0))"), id="avgpool3d-window-past-input"),
+    # A query whose keys are all masked gave NaN in PyTorch (and an average in Keras); it now outputs
+    # the output projection's bias in both. Seed 0's mask ignores every key of the first sample.
+    pytest.param(_spec("  input x: [4, 6]\n  input m: [4]\n  (x, m) -> attention(2, causal=true, masked=true)"),
+                 id="attention-query-without-keys"),
 ]
 
 

@@ -2,9 +2,10 @@
 transformer_encoder): random valid arguments and shapes, every dimension different (steps, width,
 heads, head width, context steps and width, ff), so a wrong split, reshape or transpose of the
 projections cannot pass by symmetry; both outputs compute the same function in float64, count the
-parameters dlspec counts, and transfer weights both ways bit for bit. Plus the meanings both
-outputs could share wrongly (the sinusoid table, causality), Keras serialization, and the shape
-errors."""
+parameters dlspec counts, and transfer weights both ways bit for bit. Key padding masks
+(`masked=true`) get explicit 0/1 masks, including queries left with no key. Plus the meanings both
+outputs could share wrongly (the sinusoid table, causality, what a mask hides), Keras
+serialization, and the shape errors."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from hypothesis import strategies as st
 from dlspec.check import check_text
 from dlspec.diagnostics import DlsError
 from dlspec.runtime import load_generated
-from dlspec.verify import build_pair
+from dlspec.verify import build_pair, compare, run_pair
 
-from .equality import assert_float32_agrees, assert_same_function, spec_of
+from .equality import F64_RTOL, assert_float32_agrees, assert_same_function, assert_transfer_round_trips, spec_of
 
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
@@ -44,10 +45,9 @@ def flag(v: bool) -> str:
 def stage(draw, z: dict) -> str:
     """One layer of the family, [steps, width] → [steps, width]."""
     kind = draw(st.sampled_from(["attention", "cross_attention", "positional", "sinusoidal", "encoder"]))
-    if kind == "attention":
-        return f"attention({z['heads']}, causal={flag(draw(st.booleans()))}, bias={flag(draw(st.booleans()))})"
-    if kind == "cross_attention":
-        return f"cross_attention({z['heads']}, causal={flag(draw(st.booleans()))}, bias={flag(draw(st.booleans()))})"
+    if kind in ("attention", "cross_attention"):
+        masked = ", masked=true" if draw(st.booleans()) else ""
+        return f"{kind}({z['heads']}, causal={flag(draw(st.booleans()))}, bias={flag(draw(st.booleans()))}{masked})"
     if kind == "positional":
         return draw(st.sampled_from(["positional_embedding()", f"positional_embedding(max_len={z['steps'] + 3})"]))
     if kind == "sinusoidal":
@@ -58,13 +58,21 @@ def stage(draw, z: dict) -> str:
 
 def chain(z: dict, stages: list[str]) -> str:
     """A model through `stages`; cross-attention reads a context [context_steps, context_width]
-    made from the input (a conv1d over the steps as channels, then a dense over the features)."""
+    made from the input (a conv1d over the steps as channels, then a dense over the features).
+    Masked attention reads the input `m` [steps], masked cross-attention `cm` [context_steps]
+    (random normal values in the equality check: a value >= 0.5 attends, about a third)."""
     lines = [f"  input x: [{z['steps']}, {z['width']}]"]
+    if any("masked" in s and s.startswith("attention") for s in stages):
+        lines.append(f"  input m: [{z['steps']}]")
+    if any("masked" in s and s.startswith("cross_attention") for s in stages):
+        lines.append(f"  input cm: [{z['context_steps']}]")
     if any(s.startswith("cross_attention") for s in stages):
         lines.append(f"  x -> conv1d({z['context_steps']}, 1) -> dense({z['context_width']}) -> c")
     current = "x"
     for i, s in enumerate(stages):
-        source = f"({current}, c)" if s.startswith("cross_attention") else current
+        sources = [current, "c"] if s.startswith("cross_attention") else [current]
+        sources += ["cm" if s.startswith("cross") else "m"] if "masked" in s else []
+        source = f"({', '.join(sources)})" if len(sources) > 1 else current
         lines.append(f"  {source} -> {s} -> h{i}")
         current = f"h{i}"
     return spec_of("\n".join(lines))
@@ -131,6 +139,115 @@ def test_cross_attention_parameter_count():
     assert node.params("torch") == node.params("keras") == (mha_params(12, 9),) * 2
 
 
+def mask_batch(rng, batch: int, keys: int) -> np.ndarray:
+    """0/1 masks [batch, keys]: sample 0 attends every key, sample 1 none (its queries are left with
+    no key), the others at random with at least one key."""
+    m = (rng.random((batch, keys)) < 0.5).astype(np.float64)
+    m[0], m[1] = 1.0, 0.0
+    for row in m[2:]:
+        row[rng.integers(keys)] = 1.0
+    return m
+
+
+def masked_spec(kind: str, steps: int, width: int, keys: int, context_width: int, args: str) -> str:
+    if kind == "attention":
+        return spec_of(f"  input x: [{steps}, {width}]\n  input m: [{steps}]\n  (x, m) -> attention({args}, masked=true)")
+    return spec_of(f"  input x: [{steps}, {width}]\n  input c: [{keys}, {context_width}]\n  input m: [{keys}]\n"
+                   f"  (x, c, m) -> cross_attention({args}, masked=true)")
+
+
+def run_masked(text: str, inputs: list[np.ndarray]):
+    """Both models on `inputs`, checked equal in float64: (torch model, keras model, torch out, keras out)."""
+    keras.backend.clear_session()
+    checked = check_text(text)
+    torch_model, keras_model = build_pair(checked, "float64")
+    t_out, k_out = run_pair(checked.graph, torch_model, keras_model, inputs)
+    for diff in compare(checked.graph.outputs, t_out, k_out):
+        assert diff.max_rel <= F64_RTOL, diff
+    return torch_model, keras_model, t_out[0], k_out[0]
+
+
+def output_bias(torch_model, width: int) -> np.ndarray:
+    mha = next(m for m in torch_model.modules() if isinstance(m, torch.nn.MultiheadAttention))
+    return np.zeros(width) if mha.out_proj.bias is None else mha.out_proj.bias.detach().numpy()
+
+
+def empty_queries(mask: np.ndarray, steps: int, causal: bool) -> np.ndarray:
+    """[batch, steps]: the queries left with no key to attend."""
+    attend = np.repeat(mask[:, None, :] >= 0.5, steps, axis=1)
+    if causal:
+        attend &= np.tri(steps, mask.shape[1], dtype=bool)
+    return ~attend.any(-1)
+
+
+@settings(max_examples=12)
+@given(z=sizes(), kind=st.sampled_from(["attention", "cross_attention"]), causal=st.booleans(), bias=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_masked_attention_computes_the_same_function(z, kind, causal, bias, seed):
+    # Both outputs agree with 0/1 masks, parameters as without a mask; a query with no key to attend
+    # outputs the output projection's bias in both (PyTorch alone would give NaN).
+    steps, width, keys = z["steps"], z["width"], z["context_steps"] if kind == "cross_attention" else z["steps"]
+    text = masked_spec(kind, steps, width, keys, z["context_width"], f"{z['heads']}, causal={flag(causal)}, bias={flag(bias)}")
+    note(text)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, steps, width))
+    context = [rng.standard_normal((4, keys, z["context_width"]))] if kind == "cross_attention" else []
+    mask = mask_batch(rng, 4, keys)
+    torch_model, keras_model, t, k = run_masked(text, [x, *context, mask])
+    assert np.isfinite(t).all() and np.isfinite(k).all()
+    empty = empty_queries(mask, steps, causal)
+    assert empty[1].all()
+    for out in (t, k):
+        np.testing.assert_allclose(out[empty], np.broadcast_to(output_bias(torch_model, width), out[empty].shape), rtol=1e-12)
+    context_width = z["context_width"] if kind == "cross_attention" else width
+    graph = check_text(text).graph
+    assert graph.params("torch") == graph.params("keras") == (mha_params(width, context_width, bias),) * 2
+    assert_transfer_round_trips(graph, torch_model, keras_model)
+
+
+MASKED_CASES = {
+    "self, random normal mask": "  input x: [5, 12]\n  input m: [5]\n  (x, m) -> attention(3, masked=true)",
+    # a mask computed in the model; the early queries of the causal layer often have no key
+    "cross, causal, no bias": "  input x: [5, 12]\n  input m: [7]\n  x -> conv1d(7, 1) -> dense(6) -> c\n"
+                              "  (x, c, m) -> cross_attention(2, causal=true, bias=false, masked=true)",
+}
+
+
+@pytest.mark.parametrize("body", MASKED_CASES.values(), ids=MASKED_CASES.keys())
+def test_chosen_masked_models(body):
+    assert_same_function(spec_of(body))
+    assert_float32_agrees(spec_of(body))
+
+
+def test_a_mask_hides_its_keys():
+    # Changing the context at a masked step changes nothing; at an attended step, every query.
+    text = masked_spec("cross_attention", 5, 12, 7, 6, "3")
+    rng = np.random.default_rng(2)
+    x, c = rng.standard_normal((4, 5, 12)), rng.standard_normal((4, 7, 6))
+    mask = np.ones((4, 7))
+    mask[:, 2] = 0.0
+    hidden, seen = c.copy(), c.copy()
+    hidden[:, 2] += 1.0
+    seen[:, 3] += 1.0
+    _, _, t, k = run_masked(text, [x, c, mask])
+    for other in (hidden, seen):
+        _, _, t2, k2 = run_masked(text, [x, other, mask])
+        for a, b in ((t, t2), (k, k2)):
+            moved = np.abs(a - b).min(axis=-1)  # per query
+            assert (moved.max() < 1e-12) if other is hidden else (moved.min() > 1e-6)
+
+
+def test_no_nan_reaches_the_gradients_of_a_query_without_keys():
+    text = masked_spec("attention", 5, 12, 5, 12, "3, causal=true")
+    checked = check_text(text)
+    torch_model, _ = build_pair(checked, "float64")
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 5, 12))).requires_grad_()
+    mask = torch.tensor([[0.0, 0, 1, 1, 0], [0, 0, 0, 0, 0]], dtype=torch.float64)
+    torch_model(x, mask).sum().backward()
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in torch_model.parameters())
+    assert x.grad.abs().sum() > 0
+
+
 def _torch_module(body: str):
     checked = check_text(spec_of(body))
     return load_generated(checked, "torch")
@@ -172,6 +289,16 @@ def test_keras_layers_survive_saving(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(keras_model(x)))
 
 
+def test_masked_keras_layers_survive_saving(tmp_path):
+    checked = check_text(masked_spec("cross_attention", 5, 12, 7, 6, "3, causal=true, dropout=0.2"))
+    _, keras_model = build_pair(checked, "float64")
+    keras_model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal((2, 5, 12)), rng.standard_normal((2, 7, 6)), mask_batch(rng, 2, 7)]
+    np.testing.assert_array_equal(np.asarray(loaded(inputs)), np.asarray(keras_model(inputs)))
+
+
 def M(body: str, shape: str = "[5, 12]") -> str:
     return f"model M {{\n  input x: {shape}\n{body}\n}}\n"
 
@@ -194,6 +321,19 @@ ERRORS = [
      "cross_attention takes two inputs, the queries and the context, got 3", "(x, context) -> cross_attention(heads)"),
     ("one input", M("  x -> cross_attention(2)"), "cross_attention needs two or more inputs", "cross_attention"),
     ("two inputs to self-attention", M("  x -> dense(4) -> c\n  (x, c) -> attention(2)"), "attention takes one input",
+     None),
+    ("mask too short", M("  input m: [4]\n  (x, m) -> attention(2, masked=true)"),
+     "attention: the mask must be [5], one value per key step (1 = attend, 0 = ignore), got [4]", "input mask: [5]"),
+    ("cross mask follows the context", M("  input m: [5]\n  x -> conv1d(7, 1) -> c\n  (x, c, m) -> cross_attention(2, masked=true)"),
+     "cross_attention: the mask must be [7]", "input mask: [7]"),
+    ("mask as a sequence", M("  input m: [5, 1]\n  (x, m) -> attention(2, masked=true)"), "got [5, 1]", "last input"),
+    ("masked without a mask", M("  x -> attention(2, masked=true)"), "attention needs two or more inputs", None),
+    ("masked, three inputs", M("  input m: [5]\n  (x, x, m) -> attention(2, masked=true)"),
+     "attention with masked=true takes two inputs, the sequence and its mask, got 3", "(x, mask) -> attention(heads, masked=true)"),
+    ("masked cross without a mask", M("  x -> conv1d(7, 1) -> c\n  (x, c) -> cross_attention(2, masked=true)"),
+     "cross_attention with masked=true takes three inputs, the queries, the context and its mask, got 2",
+     "(x, context, mask) -> cross_attention(heads, masked=true)"),
+    ("a mask without masked=true", M("  input m: [5]\n  (x, m) -> attention(2)"), "attention takes one input, but 2",
      None),
     ("short max_len", M("  x -> positional_embedding(max_len=3)"),
      "positional_embedding has max_len=3 positions, but its input has 5 steps", "at least 5"),

@@ -6,12 +6,16 @@ projection shaped (E, heads, head_dim) and an output kernel (heads, head_dim, E)
 and reshapes. Both scale the scores by 1/sqrt(head_dim) (Keras rounds that constant to float32
 even in float64: ~1e-8 relative, measured, unless head_dim is a power of 4). dlspec's causal
 mask means: the query at step i attends the keys at steps j ≤ i (PyTorch receives a boolean
-`attn_mask`, True = ignore; Keras `use_causal_mask=True`). Key padding masks are not supported
-yet."""
+`attn_mask`, True = ignore; Keras `use_causal_mask=True`). A key padding mask (`masked=true`) is
+one more input, [key_steps] floats (≥ 0.5 attends, below ignores the key), turned into a boolean
+[steps, key_steps] mask by a helper in each output (with causality if asked); a query left with no
+key attends nothing and outputs the output projection's bias, where PyTorch would give NaN and Keras
+an average of the values: both helpers let such a query attend every key (so no NaN reaches the
+gradients either) and replace its output."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ..registry import Code, PositiveFloat, PositiveInt, Rate, ShapeError, fmt_shape, fn
 from .base import LOGICAL, Layer, layer
@@ -109,16 +113,33 @@ def _keras_mha(heads: int, width: int, dropout: float, bias: bool, name: str) ->
               bias_initializer=Code('"zeros"'), name=name)
 
 
+def _count(what: str, shapes, names: str, words: str, masked: bool) -> None:
+    """`names`: the inputs as written, e.g. "x, context, mask"; `words`: what they are."""
+    wanted = len(names.split(", "))
+    if len(shapes) != wanted:
+        raise ShapeError(f"{what}{' with masked=true' if masked else ''} takes {['two', 'three'][wanted - 2]} inputs, "
+                         f"{words}, got {len(shapes)}",
+                         hint=f"write `({names}) -> {what}(heads{', masked=true' if masked else ''})`")
+
+
+def _check_mask(what: str, mask, keys: int) -> None:
+    if tuple(mask) != (keys,):
+        raise ShapeError(f"{what}: the mask must be [{keys}], one value per key step (1 = attend, 0 = ignore), "
+                         f"got {fmt_shape(mask)}", hint=f"declare it e.g. `input mask: [{keys}]`; it is the last input")
+
+
 class _Attention(Layer):
     positional = ("heads",)
     keras_layout = LOGICAL
+    context_input: ClassVar[int] = 0  # which input gives the keys and values
     heads: PositiveInt
     dropout: Rate = 0.0
     bias: bool = True
     causal: bool = False
+    masked: bool = False
 
     def context_width(self, shapes) -> int:
-        return shapes[-1][-1]
+        return shapes[self.context_input][-1]
 
     def weights(self, shapes):
         return _mha_weights("", shapes[0][-1], self.context_width(shapes), self.bias)
@@ -132,21 +153,36 @@ class _Attention(Layer):
     def torch_init(self, node, mod):
         return _mha_init(mod, node.in_shapes[0][-1], self.context_width(node.in_shapes), self.bias)
 
+    def torch_classes_for(self, node):
+        return ("attention_masked",) if self.masked else ()
+
+    def keras_classes_for(self, node):
+        return ("attention_masked",) if self.masked else ()
+
     def torch_forward(self, node, mod, xs):
-        q, kv = xs[0], xs[-1]
+        q, kv = xs[0], xs[self.context_input]
+        if self.masked:
+            return fn("masked_attention", Code(mod), Code(q), Code(kv), Code(xs[-1]), causal=self.causal)
         mask = ""
         if self.causal:  # True = ignore: the query at step i sees the keys at steps j <= i
-            steps, keys = node.in_shapes[0][0], node.in_shapes[-1][0]
+            steps, keys = node.in_shapes[0][0], node.in_shapes[self.context_input][0]
             mask = f"attn_mask=torch.ones({steps}, {keys}, dtype=torch.bool, device={q}.device).triu(1), "
         return f"{mod}({q}, {kv}, {kv}, {mask}need_weights=False)[0]"
 
     def keras_layer(self, node, layout):
-        return _keras_mha(self.heads, node.in_shapes[0][-1], self.dropout, self.bias, node.name)
+        width = node.in_shapes[0][-1]
+        if self.masked:  # a MultiHeadAttention inside, with its weights in the same order
+            return fn("MaskedAttention", self.heads, width, dropout=self.dropout, bias=self.bias, causal=self.causal,
+                      name=node.name)
+        return _keras_mha(self.heads, width, self.dropout, self.bias, node.name)
 
     def keras_call(self, node, layer, xs, fresh):
+        kv = xs[self.context_input]
+        if self.masked:
+            return f"{layer}({xs[0]}, {kv}, {xs[-1]})"
         # Keras's MultiHeadAttention is called as (query, value, key).
         causal = ", use_causal_mask=True" if self.causal else ""
-        return f"{layer}({xs[0]}, {xs[-1]}, {xs[-1]}{causal})"
+        return f"{layer}({xs[0]}, {kv}, {kv}{causal})"
 
     def to_keras(self, node, w):
         return mha_to_keras(w, "", self.heads, self.bias)
@@ -160,15 +196,25 @@ class Attention(_Attention):
     """Multi-head self-attention: queries, keys and values are all projections of the input
     [steps, features]; the output, projected back to the input's width, has its shape. `heads`
     must divide the width (each head reads width/heads features). Dropout acts on the attention
-    weights, in training only. `causal=true`: step i attends steps j ≤ i only. Projection weights
-    start from U(−a, a) with a = sqrt(3 / width), biases at zero. Key padding masks are not
-    supported yet."""
+    weights, in training only. `causal=true`: step i attends steps j ≤ i only. `masked=true`:
+    `(x, mask) -> attention(heads, masked=true)` with a mask [steps] of floats, 1 = attend that
+    step, 0 = ignore it (a value ≥ 0.5 attends); a query left with no step to attend outputs the
+    output projection's bias (zero without bias). Projection weights start from U(−a, a) with
+    a = sqrt(3 / width), biases at zero."""
 
     name = "attention"
     example = "attention(4)"
 
+    @property
+    def arity(self):  # the mask is a second input
+        return None if self.masked else 1
+
     def infer(self, shapes):
-        s = _sequence(shapes, "attention")
+        if self.masked:
+            _count("attention", shapes, "x, mask", "the sequence and its mask", masked=True)
+        s = _sequence(shapes[:1], "attention")
+        if self.masked:
+            _check_mask("attention", shapes[1], s[0])
         _heads_divide("attention", self.heads, s[-1], s[0])
         return s
 
@@ -178,18 +224,23 @@ class CrossAttention(_Attention):
     """Multi-head cross-attention `(x, context) -> cross_attention(heads)`: queries from x
     [steps, features], keys and values from context [context_steps, context_features] (any
     length and width); the output has x's shape. `heads` must divide x's width. Otherwise as
-    `attention` (with `causal=true`, query step i attends context steps j ≤ i)."""
+    `attention` (with `causal=true`, query step i attends context steps j ≤ i; with `masked=true`,
+    `(x, context, mask)` and a mask [context_steps])."""
 
     name = "cross_attention"
     example = "cross_attention(4)"
-    arity = None  # two: checked below, with a clearer message than "two or more"
+    arity = None  # two, or three with a mask: checked below, with a clearer message than "two or more"
+    context_input = 1
 
     def infer(self, shapes):
-        if len(shapes) != 2:
-            raise ShapeError(f"cross_attention takes two inputs, the queries and the context, got {len(shapes)}",
-                             hint="write `(x, context) -> cross_attention(heads)`")
+        if self.masked:
+            _count("cross_attention", shapes, "x, context, mask", "the queries, the context and its mask", True)
+        else:
+            _count("cross_attention", shapes, "x, context", "the queries and the context", False)
         s = _sequence(shapes[:1], "cross_attention", "its queries (first input)")
-        c = _sequence(shapes[1:], "cross_attention", "its context (second input)")
+        c = _sequence(shapes[1:2], "cross_attention", "its context (second input)")
+        if self.masked:
+            _check_mask("cross_attention", shapes[2], c[0])
         _heads_divide("cross_attention", self.heads, s[-1], s[0], c[0])
         return s
 
