@@ -13,7 +13,7 @@ from pathlib import Path
 import jinja2
 
 from dlspec.check import Checked
-from dlspec.data import IMAGE_SUFFIXES, adjacency_inputs, vocab_limit
+from dlspec.data import IMAGE_SUFFIXES, adjacency_inputs, mask_inputs, vocab_limit
 from dlspec.graph import Graph
 from dlspec.losses import CLASSES
 from dlspec.registry import ident, lit
@@ -67,13 +67,13 @@ class Generator:
         x = g.inputs[0]
         target = getattr(p, "target_output", None) or g.outputs[0]
         out = g.shape_of(target)
-        adjacency = adjacency_inputs(g)
+        adjacency, masks = adjacency_inputs(g), mask_inputs(g)
         vocab = getattr(p.data, "vocab", None)
         per_position = p.loss.target == CLASSES and len(out) == 2
         return {
             # Every input, for data that gives several (synthetic, npz): x is then a tuple of arrays.
             "inputs": [{"name": t.name, "key": lit(t.name), "shape": lit(tuple(t.shape)), "int": t.dtype == "int",
-                        "adjacency": t.name in adjacency, "nodes": lit(t.shape[0]), "vocab": lit(vocab or vocab_limit(g, t.name))}
+                        "adjacency": t.name in adjacency, "mask": t.name in masks, "nodes": lit(t.shape[0]), "vocab": lit(vocab or vocab_limit(g, t.name))}
                        for t in g.inputs],
             "several_inputs": len(g.inputs) > 1,
             "reconstruct": p.data.reconstruct,

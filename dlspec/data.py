@@ -90,8 +90,8 @@ class Digits(Data):
 @data
 class Synthetic(Data):
     """Random inputs of the model's input shapes (every input: floats from N(0, 1), token ids from
-    [0, vocab), and for an input read as graph_conv's adjacency a random symmetric 0/1 matrix with
-    an empty diagonal), with targets from a fixed random linear map of the first input, so they can
+    [0, vocab), for an input read as graph_conv's adjacency a random symmetric 0/1 matrix with
+    an empty diagonal, and for an attention mask 0/1 values, 1 (attend) with probability 0.8), with targets from a fixed random linear map of the first input, so they can
     be learnt: class labels (task=classification), values of the output's shape (regression), 0/1
     values (binary) or probability distributions (distribution). For an output [positions, classes]
     whose first input is [positions, ...], position i's label is read from position i of the input
@@ -126,6 +126,11 @@ def vocab_limit(graph: Graph, name: str) -> int:
 def adjacency_inputs(graph: Graph) -> set[str]:
     """The inputs read as an adjacency matrix: graph_conv's second argument."""
     return {n.inputs[1] for n in graph.nodes if n.op == "graph_conv" and len(n.inputs) == 2}
+
+
+def mask_inputs(graph: Graph) -> set[str]:
+    """The inputs read as an attention key mask: the last argument of a `masked=true` attention."""
+    return {n.inputs[-1] for n in graph.nodes if getattr(n.layer, "masked", False)}
 
 
 

@@ -585,3 +585,26 @@ def test_dls_run_and_the_generated_main_report_the_test_split(tmp_path):
     run = subprocess.run([sys.executable, str(out)], cwd=out.parent, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1].startswith("test loss=") and "accuracy=" in run.stdout
+
+
+MASKED = """model Masked {
+  input tokens: int[10]
+  input mask: [10]
+  tokens -> embedding(30, 8) -> x
+  (x, mask) -> attention(2, masked=true) -> permute((1, 0)) -> global_avgpool() -> dense(3)
+}
+
+train {
+  data: synthetic(samples=200)
+}
+"""
+
+
+def test_synthetic_attention_masks_are_zeros_and_ones(tmp_path):
+    (tokens, mask), *_ = load_generated(check_text(MASKED), "torch", tmp_path).load_data()
+    assert set(np.unique(mask)) == {0.0, 1.0} and 0.7 < mask.mean() < 0.9  # attend with probability 0.8
+    assert tokens.dtype == np.int64
+
+
+def test_masked_attention_trains_alike(tmp_path):
+    assert _steps_agree(MASKED, tmp_path) < 1e-9
