@@ -16,7 +16,7 @@ from dlspec.check import Checked
 from dlspec.data import IMAGE_SUFFIXES, adjacency_inputs, mask_inputs, vocab_limit
 from dlspec.graph import Graph
 from dlspec.losses import CLASSES
-from dlspec.registry import ident, lit
+from dlspec.registry import ident, lit, snake
 from dlspec.schedules import Expr
 
 _ENV = jinja2.Environment(
@@ -43,7 +43,7 @@ def builder_name(checked: Checked, graph: Graph) -> str:
     second model, say)."""
     if graph.name == checked.graph.name:
         return "build_model"
-    return ident("build_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", graph.name).lower())
+    return ident("build_" + snake(graph.name))
 
 
 class Generator:

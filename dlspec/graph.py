@@ -13,7 +13,7 @@ from .diagnostics import NOWHERE, Diagnostic, DlsError, Span, did_you_mean, erro
 from .initializers import INITIALIZERS, XAVIER, Initializer, Uniform
 from .layers import ACTIVATIONS, LAYERS, Layer
 from .layers.dense import Embedding
-from .registry import CallValue, Shape, ShapeError, Word, bind, describe, fmt_shape
+from .registry import GENERATED_NAMES, CallValue, Shape, ShapeError, Word, bind, describe, fmt_shape, snake
 
 MODEL_SETTINGS = {"init": "the initializer of every layer's weights unless the layer names its own"}
 MAX_NODES = 10_000  # a guard against `repeat` counts that would take minutes to expand
@@ -419,4 +419,22 @@ def build_all(spec: ir.Spec) -> list[Graph]:
         raise error("the spec defines no model",
                     hint="add one, e.g.\nmodel Net {\n  input x: [4]\n  dense(2)\n}")
     _Builder(spec)  # checks top-level names even when a model fails first
+    _python_names(models)
     return [build_graph(spec, m) for m in models]
+
+
+def _python_names(models: list[ir.Model]) -> None:
+    """Each model becomes a class `Name` and, beside others, a builder `build_<snake name>` in the
+    generated file: two models may not map to one, nor to a name the file defines itself."""
+    seen: dict[str, ir.Model] = {}
+    for m in models:
+        cls, builder = m.name[:1].upper() + m.name[1:], "build_" + snake(m.name)
+        clash = cls if cls in GENERATED_NAMES else builder if len(models) > 1 and builder in GENERATED_NAMES else None
+        if clash:
+            raise error(f"a model named `{m.name}` would take the name `{clash}`, which the generated code defines",
+                        m.span, hint="rename the model")
+        other = seen.get(snake(m.name))
+        if other is not None:
+            raise error(f"models `{other.name}` and `{m.name}` would get the same names in the generated code "
+                        f"(`{cls}`, `{builder}`)", m.span, hint="rename one of them", related=(other.span, "the other model"))
+        seen[snake(m.name)] = m

@@ -228,6 +228,20 @@ _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
 }
 
 
+# Module-level classes and functions of the generated files (backends/templates; a test checks the
+# list): a model's class (`Net`) or builder (`build_net`) must not take one of these names.
+GENERATED_NAMES = {
+    "Adagrad", "Adam", "Adamax", "EarlyStopping", "EpochOfBatches", "NAdam", "RMSprop", "RaiseOnNonFiniteLoss",
+    "RandomState", "SGD", "Schedule", "TorchRule", "TrainingBatches", "ValidationMetrics", "ProbabilityCrossEntropy",
+    "build_model", "build_optimizer", "build_d_optimizer", "build_plateau",
+}
+
+
+def snake(name: str) -> str:
+    """`DigitsCNN` → `digits_cnn`, `fooBar` → `foo_bar`: a model's name in its builder, `build_<snake>`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
 def ident(name: str) -> str:
     """A spec name as a Python identifier. Names are validated by the grammar (letters, digits,
     underscores). A name that would shadow Python, generated code or nn.Module (`self`, `class`,

@@ -42,3 +42,36 @@ def test_every_model_computes_the_same_function():
     checked = check_text(TWO)
     for graph in checked.graphs:
         assert_same_function(TWO, graph=graph.name)
+
+
+def _two(first: str, second: str) -> str:
+    return (f"model {first} {{\n  input x: [4]\n  dense(2)\n}}\n\nmodel {second} {{\n  input x: [4]\n  dense(3)\n}}\n\n"
+            f"train {{\n  model: {first}\n  data: synthetic(task=regression)\n  loss: mse()\n}}\n")
+
+
+@pytest.mark.parametrize(("first", "second", "words"), [
+    ("m", "M", "same names"),                  # both `class M`
+    ("fooBar", "foo_bar", "same names"),       # both `build_foo_bar`
+    ("Net", "d_optimizer", "`build_d_optimizer`"),  # the GAN's optimizer builder
+    ("Net", "TrainingBatches", "`TrainingBatches`"),
+])
+def test_models_that_would_share_a_python_name_are_refused(first, second, words):
+    from dlspec.diagnostics import DlsError
+
+    with pytest.raises(DlsError) as exc:
+        check_text(_two(first, second))
+    d = exc.value.diagnostics[0]
+    assert words in d.message and "rename" in d.hint and d.span.line == 6
+
+
+def test_generated_module_level_classes_and_builders_are_listed():
+    # A model's class or builder must not take a name the templates define at module level.
+    import re
+    from pathlib import Path
+
+    from dlspec.registry import GENERATED_NAMES
+
+    templates = Path(__file__).resolve().parent.parent / "backends" / "templates"
+    defined = {m for f in templates.rglob("*.j2") if "_layers" not in f.parent.name
+               for m in re.findall(r"^(?:class|def) (\w+)", f.read_text(), re.MULTILINE)}
+    assert {n for n in defined if n[0].isupper() or n.startswith("build_")} <= GENERATED_NAMES
