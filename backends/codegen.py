@@ -95,7 +95,6 @@ class Generator:
             "outputs": lit(math.prod(out)),
             "validation": lit(p.data.validation),
             "samples": lit(getattr(p.data, "samples", 0)),
-            "vocab": lit(getattr(p.data, "vocab", 0)),
         }
 
     def context(self) -> dict:
@@ -103,11 +102,9 @@ class Generator:
         return {
             "source": source_name(self.checked.filename),
             "model_name": self.graph.name,
-            "class_name": class_name(self.graph.name),
             "epochs": lit(p.epochs),
             "batch_size": lit(p.batch_size),
             "seed": lit(p.seed),
-            "classification": p.loss.target == CLASSES,
             "loss": p.loss,
             "loss_template": p.loss.template(self.target),
             # Several outputs: one loss term each (the data's targets go to `target_index`).
@@ -117,8 +114,6 @@ class Generator:
             "several_outputs": len(self.graph.outputs) > 1,
             "target_index": self.graph.outputs.index(p.target_output) if getattr(p, "target_output", None) else 0,
             "metrics": list(p.metrics),
-            "per_epoch_metrics": [m.key for m in p.metrics if m.per_epoch],
-            "schedule_name": p.schedule.name,
             "schedule_doc": textwrap.fill(f"{p.schedule.name}: " + " ".join((type(p.schedule).__doc__ or "").split()),
                                           width=WIDTH - 4, subsequent_indent="    "),
             "constant_lr": self.constant_lr,
@@ -148,7 +143,6 @@ class Generator:
         if p.discriminator is None:
             return None
         return {
-            "generator": class_name(self.graph.name),
             "discriminator": class_name(self.data_graph.name),
             "d_builder": builder_name(self.checked, self.data_graph),
             "noise_shape": lit(tuple(self.graph.inputs[0].shape)),
