@@ -136,8 +136,11 @@ def _steps(checked, tmp_path):
     for name, value in expected.items():
         if name.endswith("num_batches_tracked"):  # a count PyTorch keeps, read only without momentum
             continue
-        # Steps of size ~lr: agreement to 1e-9 relative leaves room only for float64 rounding.
-        np.testing.assert_allclose(got[name].numpy(), value.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+        # Steps of size ~lr: agreement to 1e-9 relative, or 1e-8 of a step for values near 0, leaves room
+        # only for float64 rounding (which g/sqrt(accumulator) magnifies where a gradient is tiny:
+        # 1.7e-11 seen with Adagrad at lr 0.003); a wrong convention moves a weight >= 1e-4 of a step.
+        atol = 1e-8 * checked.plan.optimizer.lr
+        np.testing.assert_allclose(got[name].numpy(), value.numpy(), rtol=1e-9, atol=atol, err_msg=name)
     moved = max(float((expected[k] - v).abs().max()) for k, v in t_mod.build_model().double().state_dict().items())
     assert moved > 0
 
