@@ -1,5 +1,6 @@
 """Normalization (groupnorm, instancenorm, layernorm over chosen axes, batchnorm up to [C, D, H, W])
-and recurrent options (bidirectional, stacked layers, dropout between them): for random valid
+and recurrent options (bidirectional, stacked layers, dropout between them, the final state as an
+output and an initial state as an input): for random valid
 arguments and shapes whose dimensions all differ (so that a wrong transpose cannot pass by
 symmetry), the PyTorch and Keras outputs compute the same function in float64 (rtol 1e-6, see
 tests/equality.py), hold the parameters dlspec counts (checked here against a count written
@@ -96,10 +97,11 @@ def recurrent_cases(draw):
     layers = draw(st.integers(1, 3))
     dropout = draw(st.sampled_from([0.0, 0.3])) if layers > 1 else 0.0
     sequences = draw(st.booleans())
+    state = layers == 1 and not sequences and draw(st.booleans())  # the final state [rows, units] as the output
     args = [str(units)]
     for name, value, default in (("return_sequences", sequences, False), ("bidirectional", bidirectional, False),
-                                 ("layers", layers, 1), ("dropout", dropout, 0.0)):
-        if value != default or draw(st.booleans()) and (name != "dropout" or layers > 1):
+                                 ("layers", layers, 1), ("dropout", dropout, 0.0), ("return_state", state, False)):
+        if value != default or draw(st.booleans()) and (name != "dropout" or layers > 1) and (name != "return_state" or not sequences):
             args.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
     # PyTorch's count: per layer and direction, W_ih, W_hh and two biases; the layers above the
     # first read both directions. Keras (and dlspec's training) has one bias for rnn and lstm.
@@ -119,12 +121,66 @@ def test_recurrent_same_function(case):
     assert_same_function(text)
 
 
+@st.composite
+def state_cases(draw):
+    """An encoder's final state (`return_state=true`) starting a decoder (`initial_state=true`), or a
+    state computed by a dense layer, so that any value reaches every row; sizes all differ."""
+    steps, features, units, dec_steps, dec_features = _sizes(draw, 5, 2, 8)
+    bidirectional = draw(st.booleans())
+    decoder = draw(st.sampled_from(list(GATES)))
+    d = 2 if bidirectional else 1
+    rows = d * (2 if decoder == "lstm" else 1)
+    both = ", bidirectional=true" if bidirectional else ""
+    lines = [f"  input y: [{dec_steps}, {dec_features}]", f"  input x: [{steps}, {features}]"]
+    # An encoder of the decoder's kind, or one whose state has as many rows (gru for rnn...).
+    encoders = [k for k in GATES if (2 if k == "lstm" else 1) == rows // d]
+    if draw(st.booleans()):
+        lines.append(f"  x -> {draw(st.sampled_from(encoders))}({units}{both}, return_state=true) -> state")
+    else:
+        lines.append(f"  x -> flatten() -> dense({rows * units}) -> reshape(({rows}, {units})) -> state")
+    sequences = draw(st.booleans())
+    tail = draw(st.sampled_from(["", ", return_state=true"])) if not sequences else ", return_sequences=true"
+    lines.append(f"  (y, state) -> {decoder}({units}{both}, initial_state=true{tail})")
+    return spec_of("\n".join(lines))
+
+
+@settings(max_examples=25)
+@given(text=state_cases())
+def test_state_passing_same_function(text):
+    """The state's rows (h, then c, per direction) mean the same in both outputs: PyTorch's h_n and
+    c_n are stacked into it and split back from it, Keras lists them per direction."""
+    note(text)
+    assert_same_function(text)
+
+
+def test_the_state_is_the_last_output_and_the_cell():
+    """`return_state` gives h (the output's last step, the backward direction's first) and an LSTM's c."""
+    import torch
+
+    from dlspec.verify import build_pair
+
+    text = ("model M {\n  input x: [6, 3]\n  x -> lstm(4, bidirectional=true, return_sequences=true) -> seq\n"
+            "  x -> lstm(4, bidirectional=true, return_state=true) -> state\n  output seq, state\n}\n"
+            "train {\n  data: synthetic(task=regression)\n  loss: [mse(out=seq), mean(out=state)]\n}\n")
+    torch_model, _ = build_pair(check_text(text), "float64", 0)
+    torch_model.state.load_state_dict(torch_model.seq.state_dict())
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 6, 3)))
+    with torch.no_grad():
+        seq, state = torch_model(x)
+    assert state.shape == (2, 4, 4)
+    np.testing.assert_allclose(state[:, 0], seq[:, -1, :4])  # forward h after the last step
+    np.testing.assert_allclose(state[:, 2], seq[:, 0, 4:])  # backward h after reading back to the first
+    assert not np.allclose(state[:, 1], state[:, 0])  # c is not h
+
+
 # float32: both outputs build and agree (rtol 1e-4), on a few layers with everything switched on.
 FLOAT32 = [
     "  input x: [6, 5, 7]\n  x -> conv2d(4, 3) -> groupnorm(2) -> instancenorm() -> layernorm(axes=(0, 1, 2))",
     "  input x: [3, 4, 5, 2]\n  x -> batchnorm(momentum=0.3) -> groupnorm(3, eps=0.001) -> layernorm(axes=(-2, -1))",
     "  input x: [7, 3]\n  x -> lstm(5, bidirectional=true, layers=2, dropout=0.2, return_sequences=true) -> gru(4, bidirectional=true)",
     "  input x: [7, 3]\n  x -> rnn(6, layers=3, bidirectional=true)",
+    ("  input y: [5, 2]\n  input x: [7, 3]\n  x -> lstm(4, bidirectional=true, return_state=true) -> s\n"
+     "  (y, s) -> lstm(4, bidirectional=true, initial_state=true)"),
 ]
 
 
@@ -185,6 +241,12 @@ ERRORS = [
     ("recurrent zero layers", "[5, 3]", "gru(4, layers=0)", "gru: argument `layers` must be above 0, got 0", None),
     ("bidirectional over a vector", "[5]", "rnn(4, bidirectional=true)", "rnn expects an input of shape [channels, length]",
      "recurrent layers read [steps, features]"),
+    ("state and sequences", "[5, 3]", "lstm(4, return_state=true, return_sequences=true)",
+     "lstm: return_state=true returns the final state instead of the outputs, so it excludes return_sequences=true", None),
+    ("state of a stack", "[5, 3]", "gru(4, layers=2, return_state=true)",
+     "gru: return_state and initial_state work on one layer (layers=1)", None),
+    ("initial state without its input", "[5, 3]", "lstm(4, initial_state=true)", "lstm needs two or more inputs",
+     "`(a, b) -> lstm()`"),
 ]
 
 
@@ -198,6 +260,25 @@ def test_error(name, shape, call, message, hint):
     assert d.span.line == 3  # at the layer
     if hint is not None:
         assert d.hint is not None and hint in d.hint
+
+
+STATE_ERRORS = [
+    ("[2, 4]", "gru(4, initial_state=true)", "gru: the initial state must be [1, 4] (h, 4 wide), got [2, 4]",
+     "a `gru(4, return_state=true)` gives one"),
+    ("[2, 4]", "lstm(4, bidirectional=true, initial_state=true)",
+     "lstm: the initial state must be [4, 4] (h and c for each direction, 4 wide), got [2, 4]",
+     "a `lstm(4, bidirectional=true, return_state=true)` gives one"),
+]
+
+
+@pytest.mark.parametrize("state,call,message,hint", STATE_ERRORS)
+def test_initial_state_shape_error(state, call, message, hint):
+    text = f"model M {{\n  input x: [5, 3]\n  input s: {state}\n  (x, s) -> {call}\n}}\n"
+    with pytest.raises(DlsError) as exc:
+        check_text(text)
+    [d] = exc.value.diagnostics
+    assert message in d.message and hint in d.hint
+    assert d.span.line == 4
 
 
 # --- training steps --------------------------------------------------------------------------------
@@ -219,6 +300,32 @@ train {{
   {extra}
 }}
 """
+
+
+STATE_TRAIN = """
+model Net {{
+  input y: [4, 3]
+  input x: [5, 2]
+  x -> lstm(3, bidirectional=true, return_state=true) -> s
+  (y, s) -> lstm(3, bidirectional=true, return_sequences=true, initial_state=true) -> flatten() -> dense(4)
+}}
+
+train {{
+  data: synthetic(samples=64)
+  optimizer: {optimizer}
+  epochs: 2
+  batch_size: 16
+  {extra}
+}}
+"""
+
+
+@pytest.mark.parametrize("optimizer,extra", [("sgd(lr=0.1, momentum=0.9)", ""), ("adam(lr=0.01)", "l2: 0.01")])
+def test_state_passing_trains_alike(optimizer, extra, tmp_path):
+    """The gradients reach the encoder through the state alike in both outputs (rtol 1e-9)."""
+    from .test_training_shapes import _steps_agree
+
+    assert _steps_agree(STATE_TRAIN.format(optimizer=optimizer, extra=extra), tmp_path) < 1e-9
 
 
 @pytest.mark.parametrize("optimizer,extra", [("sgd(lr=0.1, momentum=0.9)", ""), ("adam(lr=0.01)", "l2: 0.01")])

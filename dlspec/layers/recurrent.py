@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from ..registry import CallValue, Code, PositiveInt, Rate, fn
+from ..registry import CallValue, Code, PositiveInt, Rate, ShapeError, fmt_shape, fn
 from .base import LOGICAL, Layer, Penalty, layer, want_rank
 
 
@@ -30,6 +30,8 @@ class _Recurrent(Layer):
     bidirectional: bool = False
     layers: PositiveInt = 1
     dropout: Rate = 0.0
+    return_state: bool = False
+    initial_state: bool = False
     init: str | CallValue | None = None
     l1: Penalty = None
     l2: Penalty = None
@@ -37,18 +39,48 @@ class _Recurrent(Layer):
     def problem(self):
         if self.dropout and self.layers == 1:
             return "dropout applies between stacked layers, so it needs layers=2 or more"
+        if self.return_state and self.return_sequences:
+            return "return_state=true returns the final state instead of the outputs, so it excludes return_sequences=true"
+        if (self.return_state or self.initial_state) and self.layers > 1:
+            return ("return_state and initial_state work on one layer (layers=1): stack the layers as separate steps, "
+                    "e.g. `lstm(64, return_sequences=true) -> lstm(64, return_state=true)`")
         return None
+
+    @property
+    def arity(self):  # the initial state is a second input
+        return None if self.initial_state else 1
 
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def state_rows(self) -> int:
+        """The rows of the state [rows, units]: per direction (forward first) h, then c for an LSTM."""
+        return self.directions * (2 if self.torch_cls == "LSTM" else 1)
+
+    def _state_words(self) -> str:
+        what = "h and c" if self.torch_cls == "LSTM" else "h"
+        return f"{what} for each direction" if self.bidirectional else what
 
     def suffixes(self) -> list[str]:
         """PyTorch's weight-name suffixes, in Keras's order: layer by layer, forward then backward."""
         return [f"_l{k}{r}" for k in range(self.layers) for r in ("", "_reverse")[:self.directions]]
 
     def infer(self, shapes):
-        s = want_rank(shapes, (2,), self.name, hint="recurrent layers read [steps, features]; an embedding gives that")
+        call = f"{self.name}({self.units}, initial_state=true)"
+        if self.initial_state and len(shapes) != 2:
+            raise ShapeError(f"{self.name} with initial_state=true takes two inputs, the sequence and the initial state, "
+                             f"got {len(shapes)}", hint=f"write `(x, state) -> {call}`")
+        s = want_rank(shapes[:1], (2,), self.name, hint="recurrent layers read [steps, features]; an embedding gives that")
+        state = (self.state_rows, self.units)
+        if self.initial_state and tuple(shapes[1]) != state:
+            raise ShapeError(f"{self.name}: the initial state must be {fmt_shape(state)} ({self._state_words()}, "
+                             f"{self.units} wide), got {fmt_shape(shapes[1])}",
+                             hint=f"a `{self.name}({self.units}{', bidirectional=true' * self.bidirectional}, "
+                                  "return_state=true)` gives one")
+        if self.return_state:
+            return state
         width = self.directions * self.units
         return (s[0], width) if self.return_sequences else (width,)
 
@@ -77,13 +109,21 @@ class _Recurrent(Layer):
                   **stack, **both)
 
     def torch_forward(self, node, mod, xs):
+        lstm = self.torch_cls == "LSTM"
+        call = f"{mod}({xs[0]})"
+        if self.initial_state:  # [batch, rows, units] to PyTorch's [directions, batch, units], (h, c) for an LSTM
+            state = (f"tuple({xs[1]}.unflatten(1, ({self.directions}, 2)).permute(2, 1, 0, 3).contiguous())" if lstm
+                     else f"{xs[1]}.transpose(0, 1).contiguous()")
+            call = f"{mod}({xs[0]}, {state})"
+        if self.return_state:  # h_n (and c_n), [directions, batch, units], to [batch, rows, units]
+            return f"torch.stack({call}[1], 2).transpose(0, 1).flatten(1, 2)" if lstm else f"{call}[1].transpose(0, 1)"
         if self.bidirectional and not self.return_sequences:
             # Each direction's final state (the backward one's is at step 0): the top layer's two
             # rows of h_n, side by side, as Keras's Bidirectional returns them.
-            h_n = "[1][0]" if self.torch_cls == "LSTM" else "[1]"
-            return f"{mod}({xs[0]}){h_n}[-2:].transpose(0, 1).flatten(1)"
+            h_n = "[1][0]" if lstm else "[1]"
+            return f"{call}{h_n}[-2:].transpose(0, 1).flatten(1)"
         # nn.RNN/LSTM/GRU return (sequence, state); take the sequence, or its last step.
-        return f"{mod}({xs[0]})[0]" + ("" if self.return_sequences else "[:, -1]")
+        return f"{call}[0]" + ("" if self.return_sequences else "[:, -1]")
 
     def torch_init(self, node, mod):
         lines = []
@@ -100,7 +140,8 @@ class _Recurrent(Layer):
     def _keras_one(self, node, k: int, name: str) -> str:
         """Layer k of the stack: lower layers pass their whole sequence up."""
         sequences = self.return_sequences or k < self.layers - 1
-        rnn = fn(f"layers.{self.keras_cls}", self.units, return_sequences=sequences, **self.keras_extra(),
+        state = {"return_state": True} if self.return_state else {}
+        rnn = fn(f"layers.{self.keras_cls}", self.units, return_sequences=sequences, **state, **self.keras_extra(),
                  kernel_initializer=Code(node.init.keras()), recurrent_initializer=Code("initializers.Orthogonal()"),
                  bias_initializer=Code('"zeros"'), name=name if not self.bidirectional else f"{node.name}_l{k}")
         if not self.bidirectional:
@@ -118,6 +159,11 @@ class _Recurrent(Layer):
             if self.dropout and k < self.layers - 1:  # as PyTorch's `dropout`: on each lower layer's output
                 stack.append(Code(fn("layers.Dropout", self.dropout, name=f"{node.name}_dropout{k}")))
         return fn("keras.Sequential", stack, name=node.name)
+
+    def keras_call(self, node, layer, xs, fresh):
+        # Keras takes and returns the state as a list of [batch, units] tensors, in the state's row order.
+        call = f"{layer}({xs[0]}, initial_state=ops.unstack({xs[1]}, axis=1))" if self.initial_state else f"{layer}({xs[0]})"
+        return f"ops.stack({call}[1:], axis=1)" if self.return_state else call
 
     def cell_to_keras(self, w: dict, s: str) -> list:
         return [w[f"weight_ih{s}"].T, w[f"weight_hh{s}"].T, w[f"bias_ih{s}"] + w[f"bias_hh{s}"]]
@@ -142,9 +188,14 @@ _OPTIONS = """
 direction's final state, [forward after the last step ‖ backward after reading back to the
 first]. `layers=N` stacks N layers, each reading the whole output sequence of the one below
 (both directions); `dropout` (training only) applies to the outputs between stacked layers, as PyTorch's `dropout`
-does. There is no `return_state`: the top layer's final hidden state is what
-`return_sequences=false` returns, and the LSTM's cell state or lower layers' states would be a
-second output, which a layer does not have."""
+does.
+
+The state (of one layer, `layers=1`) is a tensor [rows, units]: per direction, forward first, the
+hidden state h and, for an LSTM, then the cell state c (so [2, units] for an LSTM, [4, units]
+for a bidirectional one, [1, units] for an rnn or gru). `return_state=true` outputs the final
+state instead of the outputs; `initial_state=true` starts from a given state, read as a second
+input: `(x, state) -> gru(64, initial_state=true)` (zeros otherwise). Together they pass an encoder's state to
+a decoder (sequence to sequence)."""
 
 
 @layer

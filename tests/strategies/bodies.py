@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from .layers import MAX_SIZE, MAX_WIDTH, act_arg, activation, conv, dense, init_arg, layer
+from .layers import MAX_SIZE, MAX_WIDTH, act_arg, activation, conv, dense, init_arg, layer, recurrent
 from .library import LIBRARY_BLOCKS, library_calls
 from .parts import KEYWORDS, Block, BlockCall, Call, Flow, Input, Invalid, Output, Sym, Word, comment, maybe, mk, text
 from .shapes import apply, keras_bias_ok, out_shape
@@ -101,7 +101,7 @@ class Body:
         return times, shapes[-1]
 
     def move(self) -> None:
-        moves = ["extend", "extend", "residual", "residual", "concat", "gate", "vae", "graph", "cross", "library"]
+        moves = ["extend", "extend", "residual", "residual", "concat", "gate", "vae", "graph", "cross", "state", "library"]
         getattr(self, self.draw(st.sampled_from(moves + ["block"] * (self.blocks is not None))))()
 
     def extend(self) -> None:
@@ -201,6 +201,31 @@ class Body:
         call = mk(self.draw, "cross_attention", ("heads",), heads=heads, dropout=self.draw(st.sampled_from([None, 0.0, 0.1])),
                   bias=self.draw(st.sampled_from([None, True, False])), causal=self.draw(st.sampled_from([None, False, True])))
         self.emit((a, ctx), [(None, call)], s)
+
+    def state(self) -> None:
+        """`(x, state) -> lstm(units, initial_state=true)` on x [steps, features]: the state the final
+        state (`return_state=true`) of a recurrent layer over a named sequence, or any [rows, units]
+        tensor (a dense layer's, reshaped)."""
+        a = self.pick()
+        s = self.shapes[a]
+        if len(s) != 2:
+            return self.residual()
+        kind, units, both = self.draw(st.sampled_from(["rnn", "lstm", "gru"])), self.draw(st.integers(1, 8)), self.draw(st.booleans())
+        rows = (2 if both else 1) * (2 if kind == "lstm" else 1)
+        src = self.draw(st.sampled_from(sorted(n for n, t in self.shapes.items() if len(t) == 2)))
+        if self.draw(st.booleans()):  # an encoder of the same kind, or of another with as many rows
+            enc = self.draw(st.sampled_from(["lstm"] if kind == "lstm" else ["rnn", "gru"]))
+            first = recurrent(self.draw, self.shapes[src], state=(enc, {"units": units, "bidirectional": both or None,
+                                                                        "return_state": True, "return_sequences": None}))
+            state = self.branch(src, first)
+        else:
+            self.cur = None
+            steps = [(None, mk(self.draw, "flatten")), (None, dense(self.draw, (1,), units=rows * units)),
+                     (None, mk(self.draw, "reshape", ("shape",), shape=(rows, units)))]
+            state = self.emit((src,), steps, (rows, units), named=True)
+        call = recurrent(self.draw, s, state=(kind, {"units": units, "bidirectional": maybe(self.draw, both, False),
+                                                     "initial_state": True}))
+        self.emit((a, state), [(None, call)], out_shape(kind, call.args({}), [s, (rows, units)]))
 
     def library(self) -> None:
         """A block of dlspec's libraries, maybe repeated."""

@@ -143,10 +143,19 @@ def _merge(name: str, a: dict, shapes: list) -> tuple[int, ...]:
     return (1,) if name == "kl_normal" else s
 
 
+def _state(name: str, a: dict) -> tuple[int, int]:
+    """A recurrent layer's state: per direction h, and c for an LSTM; `units` wide."""
+    return (2 if a.get("bidirectional") else 1) * (2 if name == "lstm" else 1), a["units"]
+
+
 def out_shape(name: str, a: dict, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
     """The output shape of layer `name` with argument values `a`, or `Invalid`."""
     if name in (*MERGES, "concat", "scale", "graph_conv", "cross_attention", "sample_normal", "kl_normal"):
         return _merge(name, a, shapes)
+    if name in ("rnn", "lstm", "gru") and a.get("initial_state"):
+        _need(len(shapes) == 2, "a recurrent layer with initial_state=true takes (x, state)")
+        _need(tuple(shapes[1]) == _state(name, a), "the initial state is [rows, units]")
+        shapes = shapes[:1]
     _need(len(shapes) == 1, "one input")
     s, r = shapes[0], len(shapes[0])
     act = a.get("activation")
@@ -184,6 +193,10 @@ def out_shape(name: str, a: dict, shapes: list[tuple[int, ...]]) -> tuple[int, .
         return (*s, a["dim"])
     if name in ("rnn", "lstm", "gru"):
         _need(r == 2, "recurrent rank")
+        _need(a.get("layers", 1) == 1 or not (a.get("return_state") or a.get("initial_state")), "a state needs layers=1")
+        if a.get("return_state"):
+            _need(not a.get("return_sequences"), "return_state excludes return_sequences")
+            return _state(name, a)
         width = a["units"] * (2 if a.get("bidirectional") else 1)
         return (s[0], width) if a.get("return_sequences") else (width,)
     if name in ("attention", "transformer_encoder", "positional_embedding", "sinusoidal_embedding"):
