@@ -220,7 +220,7 @@ _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
     "build_model", "build_optimizer", "loss_fn", "split", "load_data", "evaluate", "fit", "main",
     # classes and functions the layers bring into the generated file (backends/templates/*_layers/;
     # a test checks the list against them)
-    "AdaptivePool", "BatchNorm", "GraphConv", "MaskedAttention", "masked_attention", "KlNormal", "PositionalEmbedding", "ResizeLinear", "SampleNormal", "SeparableConv",
+    "AdaptivePool", "BatchNorm", "GraphConv", "MaskedAttention", "masked_attention", "masked_encoder_layer", "KlNormal", "PositionalEmbedding", "ResizeLinear", "SampleNormal", "SeparableConv",
     "SinusoidalEmbedding", "TransformerEncoder", "sinusoidal_table",
     # attributes of the generated nn.Module, which a layer attribute `self.<name>` must not shadow
     # (tests check this list against torch's)

@@ -53,16 +53,18 @@ def stage(draw, z: dict) -> str:
     if kind == "sinusoidal":
         return "sinusoidal_embedding()"
     norm, act = draw(st.sampled_from(["post", "pre"])), draw(st.sampled_from(["relu", "gelu"]))
-    return f"transformer_encoder({z['heads']}, {z['ff']}, dropout=0.1, norm={norm}, ff_activation={act})"
+    masked = ", masked=true" if draw(st.booleans()) else ""
+    return (f"transformer_encoder({z['heads']}, {z['ff']}, dropout=0.1, norm={norm}, ff_activation={act}, "
+            f"causal={flag(draw(st.booleans()))}{masked})")
 
 
 def chain(z: dict, stages: list[str]) -> str:
     """A model through `stages`; cross-attention reads a context [context_steps, context_width]
     made from the input (a conv1d over the steps as channels, then a dense over the features).
-    Masked attention reads the input `m` [steps], masked cross-attention `cm` [context_steps]
+    Masked attention (and encoder) reads the input `m` [steps], masked cross-attention `cm` [context_steps]
     (random normal values in the equality check: a value >= 0.5 attends, about a third)."""
     lines = [f"  input x: [{z['steps']}, {z['width']}]"]
-    if any("masked" in s and s.startswith("attention") for s in stages):
+    if any("masked" in s and s.startswith(("attention", "transformer_encoder")) for s in stages):
         lines.append(f"  input m: [{z['steps']}]")
     if any("masked" in s and s.startswith("cross_attention") for s in stages):
         lines.append(f"  input cm: [{z['context_steps']}]")
@@ -150,8 +152,8 @@ def mask_batch(rng, batch: int, keys: int) -> np.ndarray:
 
 
 def masked_spec(kind: str, steps: int, width: int, keys: int, context_width: int, args: str) -> str:
-    if kind == "attention":
-        return spec_of(f"  input x: [{steps}, {width}]\n  input m: [{steps}]\n  (x, m) -> attention({args}, masked=true)")
+    if kind in ("attention", "transformer_encoder"):
+        return spec_of(f"  input x: [{steps}, {width}]\n  input m: [{steps}]\n  (x, m) -> {kind}({args}, masked=true)")
     return spec_of(f"  input x: [{steps}, {width}]\n  input c: [{keys}, {context_width}]\n  input m: [{keys}]\n"
                    f"  (x, c, m) -> cross_attention({args}, masked=true)")
 
@@ -237,6 +239,43 @@ def test_a_mask_hides_its_keys():
             assert (moved.max() < 1e-12) if other is hidden else (moved.min() > 1e-6)
 
 
+@settings(max_examples=10)
+@given(z=sizes(), causal=st.booleans(), norm=st.sampled_from(["post", "pre"]), seed=st.integers(0, 2**16))
+def test_masked_encoder_computes_the_same_function(z, causal, norm, seed):
+    # The encoder's self-attention is masked as `attention`'s: both outputs agree, stay finite for a
+    # sample with no step to attend, count the unmasked parameters and transfer weights bit for bit.
+    steps, width = z["steps"], z["width"]
+    text = masked_spec("transformer_encoder", steps, width, steps, width,
+                       f"{z['heads']}, {z['ff']}, causal={flag(causal)}, norm={norm}")
+    note(text)
+    rng = np.random.default_rng(seed)
+    torch_model, keras_model, t, k = run_masked(text, [rng.standard_normal((4, steps, width)), mask_batch(rng, 4, steps)])
+    assert np.isfinite(t).all() and np.isfinite(k).all()
+    graph = check_text(text).graph
+    plain = check_text(spec_of(f"  input x: [{steps}, {width}]\n  x -> transformer_encoder({z['heads']}, {z['ff']})")).graph
+    assert graph.params("torch") == graph.params("keras") == plain.params("torch")
+    assert_transfer_round_trips(graph, torch_model, keras_model)
+
+
+def test_an_encoder_mask_hides_its_steps_from_the_others():
+    # Changing the input at a masked step changes that step's output only; at an attended step, every step's.
+    text = masked_spec("transformer_encoder", 5, 12, 5, 12, "3, 20")
+    rng = np.random.default_rng(4)
+    x, mask = rng.standard_normal((4, 5, 12)), np.ones((4, 5))
+    mask[:, 2] = 0.0
+    hidden, seen = x.copy(), x.copy()
+    hidden[:, 2] += 1.0
+    seen[:, 3] += 1.0
+    _, _, t, k = run_masked(text, [x, mask])
+    for other, changed in ((hidden, 2), (seen, 3)):
+        _, _, t2, k2 = run_masked(text, [other, mask])
+        for a, b in ((t, t2), (k, k2)):
+            moved = np.abs(a - b).max(axis=-1)  # per sample and step
+            others = np.delete(moved, changed, axis=1)
+            assert moved[:, changed].min() > 1e-3
+            assert (others.max() < 1e-12) if other is hidden else (others.min() > 1e-6)
+
+
 def test_no_nan_reaches_the_gradients_of_a_query_without_keys():
     text = masked_spec("attention", 5, 12, 5, 12, "3, causal=true")
     checked = check_text(text)
@@ -262,7 +301,8 @@ def test_the_sinusoid_table_is_the_papers():
             assert table[p, i] == pytest.approx(math.sin(angle) if i % 2 == 0 else math.cos(angle), rel=1e-14, abs=1e-15)
 
 
-@pytest.mark.parametrize("body", ["attention(3, causal=true)", "transformer_encoder(3, 20)"])
+@pytest.mark.parametrize("body", ["attention(3, causal=true)", "transformer_encoder(3, 20)",
+                                  "transformer_encoder(3, 20, causal=true)", "transformer_encoder(4, 9, causal=true, norm=pre)"])
 def test_causal_means_no_step_sees_a_later_one(body):
     # ... and without `causal`, a change at the last step reaches every step (the test can fail).
     causal = "causal=true" in body
@@ -289,13 +329,16 @@ def test_keras_layers_survive_saving(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(keras_model(x)))
 
 
-def test_masked_keras_layers_survive_saving(tmp_path):
-    checked = check_text(masked_spec("cross_attention", 5, 12, 7, 6, "3, causal=true, dropout=0.2"))
+@pytest.mark.parametrize("kind", ["cross_attention", "transformer_encoder"])
+def test_masked_keras_layers_survive_saving(kind, tmp_path):
+    args = "3, causal=true, dropout=0.2" if kind == "cross_attention" else "3, 20, causal=true"
+    checked = check_text(masked_spec(kind, 5, 12, 7, 6, args))
     _, keras_model = build_pair(checked, "float64")
     keras_model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     rng = np.random.default_rng(1)
-    inputs = [rng.standard_normal((2, 5, 12)), rng.standard_normal((2, 7, 6)), mask_batch(rng, 2, 7)]
+    keys = 7 if kind == "cross_attention" else 5
+    inputs = [rng.standard_normal((2, 5, 12)), *[rng.standard_normal((2, 7, 6))] * (keys == 7), mask_batch(rng, 2, keys)]
     np.testing.assert_array_equal(np.asarray(loaded(inputs)), np.asarray(keras_model(inputs)))
 
 
@@ -338,6 +381,12 @@ ERRORS = [
     ("short max_len", M("  x -> positional_embedding(max_len=3)"),
      "positional_embedding has max_len=3 positions, but its input has 5 steps", "at least 5"),
     ("unknown norm", M("  x -> transformer_encoder(2, 8, norm=middle)"), "`norm` must be", "signature"),
+    ("encoder mask too long", M("  input m: [6]\n  (x, m) -> transformer_encoder(2, 8, masked=true)"),
+     "transformer_encoder: the mask must be [5]", "input mask: [5]"),
+    ("masked encoder without a mask", M("  x -> transformer_encoder(2, 8, masked=true)"),
+     "transformer_encoder needs two or more inputs", None),
+    ("encoder mask without masked=true", M("  input m: [5]\n  (x, m) -> transformer_encoder(2, 8)"),
+     "transformer_encoder takes one input, but 2", None),
 ]
 
 

@@ -606,5 +606,6 @@ def test_synthetic_attention_masks_are_zeros_and_ones(tmp_path):
     assert tokens.dtype == np.int64
 
 
-def test_masked_attention_trains_alike(tmp_path):
-    assert _steps_agree(MASKED, tmp_path) < 1e-9
+@pytest.mark.parametrize("layer", ["attention(2, masked=true)", "transformer_encoder(2, 6, masked=true, causal=true, dropout=0.0)"])
+def test_masked_attention_trains_alike(layer, tmp_path):
+    assert _steps_agree(MASKED.replace("attention(2, masked=true)", layer), tmp_path) < 1e-9

@@ -1,16 +1,16 @@
 """Attention, positions and the transformer encoder, over [steps, features] (batch first in both
-frameworks, so no layout change). The frameworks store attention weights differently
-(EQUIVALENCE.md trap 10): PyTorch fuses the query, key and value projections into one
-`in_proj_weight` (3E × E) when they read the same width, where Keras keeps a kernel per
-projection shaped (E, heads, head_dim) and an output kernel (heads, head_dim, E); transfer splits
-and reshapes. Both scale the scores by 1/sqrt(head_dim) (Keras rounds that constant to float32
-even in float64: ~1e-8 relative, measured, unless head_dim is a power of 4). dlspec's causal
-mask means: the query at step i attends the keys at steps j ≤ i (PyTorch receives a boolean
-`attn_mask`, True = ignore; Keras `use_causal_mask=True`). A key padding mask (`masked=true`) is
-one more input, [key_steps] floats (≥ 0.5 attends, below ignores the key), turned into a boolean
-[steps, key_steps] mask by a helper in each output (with causality if asked); a query left with no
-key attends nothing and outputs the output projection's bias, where PyTorch would give NaN and Keras
-an average of the values: both helpers let such a query attend every key (so no NaN reaches the
+frameworks, so no layout change). The frameworks store attention weights differently (EQUIVALENCE.md
+trap 10): PyTorch fuses the query, key and value projections into one `in_proj_weight` (3E × E) when
+they read the same width, where Keras keeps a kernel per projection shaped (E, heads, head_dim) and
+an output kernel (heads, head_dim, E); transfer splits and reshapes. Both scale the scores by
+1/sqrt(head_dim) (Keras rounds that constant to float32 even in float64: ~1e-8 relative, measured,
+unless head_dim is a power of 4). dlspec's causal mask means: the query at step i attends the keys
+at steps j ≤ i (PyTorch receives a boolean `attn_mask`, True = ignore; Keras
+`use_causal_mask=True`). A key padding mask (`masked=true`, also on transformer_encoder) is one more
+input, [key_steps] floats (≥ 0.5 attends, below ignores the key), turned into a boolean [steps,
+key_steps] mask by a helper in each output (with causality if asked); a query left with no key
+attends nothing and outputs the output projection's bias, where PyTorch would give NaN and Keras an
+average of the values: both helpers let such a query attend every key (so no NaN reaches the
 gradients either) and replace its output."""
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class _Attention(Layer):
         return ("attention_masked",) if self.masked else ()
 
     def keras_classes_for(self, node):
-        return ("attention_masked",) if self.masked else ()
+        return ("attention_mask", "attention_masked") if self.masked else ()
 
     def torch_forward(self, node, mod, xs):
         q, kv = xs[0], xs[self.context_input]
@@ -318,13 +318,16 @@ class TransformerEncoder(Layer):
     each sum (the original transformer), `norm=pre` before each block. [steps, features] →
     same; `heads` must divide features. Dropout (on the attention weights, after the activation
     and on each block's output) acts in training only. Attention projections start as in
-    `attention`, the feed-forward weights from Glorot uniform, biases at zero, norms at (1, 0)."""
+    `attention`, the feed-forward weights from Glorot uniform, biases at zero, norms at (1, 0).
+    `causal=true` and `masked=true` mean what they mean for `attention`: step i attends steps
+    j ≤ i (a decoder-only block, as in GPT); `(x, mask) -> transformer_encoder(heads, ff,
+    masked=true)` ignores the steps whose mask is below 0.5 (padding), and a step left with no step
+    to attend takes the attention's output-projection bias as its attention output."""
 
     name = "transformer_encoder"
     positional = ("heads", "ff")
     example = "transformer_encoder(4, 128)"
     keras_layout = LOGICAL
-    keras_classes = ("attention_encoder",)
     heads: PositiveInt
     ff: PositiveInt
     dropout: Rate = 0.1
@@ -332,9 +335,19 @@ class TransformerEncoder(Layer):
     # Not `activation`: that argument name means an activation layer after the layer (graph.py).
     ff_activation: Literal["relu", "gelu"] = "relu"
     eps: PositiveFloat = 1e-5
+    causal: bool = False
+    masked: bool = False
+
+    @property
+    def arity(self):  # the mask is a second input
+        return None if self.masked else 1
 
     def infer(self, shapes):
-        s = _sequence(shapes, "transformer_encoder")
+        if self.masked:
+            _count("transformer_encoder", shapes, "x, mask", "the sequence and its mask", masked=True)
+        s = _sequence(shapes[:1], "transformer_encoder")
+        if self.masked:
+            _check_mask("transformer_encoder", shapes[1], s[0])
         _heads_divide("transformer_encoder", self.heads, s[-1], s[0])
         return s
 
@@ -358,9 +371,28 @@ class TransformerEncoder(Layer):
             lines += [f"nn.init.ones_({mod}.{norm}.weight)", f"nn.init.zeros_({mod}.{norm}.bias)"]
         return lines
 
+    def torch_classes_for(self, node):
+        return ("attention_masked", "encoder_masked") if self.masked else ()
+
+    def keras_classes_for(self, node):
+        return ("attention_encoder", "attention_mask") if self.masked else ("attention_encoder",)
+
+    def torch_forward(self, node, mod, xs):
+        x = xs[0]
+        if self.masked:
+            return fn("masked_encoder_layer", Code(mod), Code(x), Code(xs[1]), causal=self.causal)
+        if self.causal:  # True = ignore: step i attends steps j <= i
+            steps = node.in_shapes[0][0]
+            return f"{mod}({x}, src_mask=torch.ones({steps}, {steps}, dtype=torch.bool, device={x}.device).triu(1))"
+        return f"{mod}({x})"
+
     def keras_layer(self, node, layout):
+        flags = {k: True for k in ("causal", "masked") if getattr(self, k)}
         return fn("TransformerEncoder", node.in_shapes[0][-1], self.heads, self.ff, dropout=self.dropout,
-                  norm_first=self.norm == "pre", activation=self.ff_activation, eps=self.eps, name=node.name)
+                  norm_first=self.norm == "pre", activation=self.ff_activation, eps=self.eps, **flags, name=node.name)
+
+    def keras_call(self, node, layer, xs, fresh):
+        return f"{layer}({', '.join(xs)})"
 
     # The Keras layer's weights: its attention's (as `attention`), then linear1, linear2, norm1, norm2.
     def to_keras(self, node, w):

@@ -234,7 +234,7 @@ def sequence(draw, s) -> Call:
     return mk(draw, kind, ("heads", "ff"), heads=heads, ff=draw(st.integers(1, MAX_WIDTH)), dropout=rate,
               norm=draw(st.sampled_from([None, Word("post"), Word("pre"), "pre"])),
               ff_activation=draw(st.sampled_from([None, Word("relu"), Word("gelu"), "gelu"])),
-              eps=maybe(draw, number(draw, [1e-5, 1e-3]), 1e-5))
+              eps=maybe(draw, number(draw, [1e-5, 1e-3]), 1e-5), causal=draw(st.sampled_from([None, False, True])))
 
 
 def reshape(draw, s) -> Call:

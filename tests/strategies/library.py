@@ -46,7 +46,7 @@ BLOCKS = {
                               lambda a, ss: _map(ss[0]) if ss[0][0] == a["out"] else _need(False)),
     "squeeze_excite": ("mobilenet", [("channels", None), ("reduced", None)],
                        lambda a, ss: ss[0] if len(ss[0]) >= 2 and ss[0][0] == a["channels"] else _need(False)),
-    "encoder_block": ("transformer", [("width", None), ("heads", None), ("ff", None), ("dropout", 0.1)],
+    "encoder_block": ("transformer", [("width", None), ("heads", None), ("ff", None), ("dropout", 0.1), ("causal", False)],
                       lambda a, ss: _seq(ss[0], a["width"]) if a["width"] % a["heads"] == 0
                       and keras_bias_ok(ss[0], a["heads"]) else _need(False)),
 }
@@ -73,5 +73,5 @@ def library_calls(draw, s: tuple, width: int) -> list[tuple[Block, dict]]:
         calls.append(("squeeze_excite", {"channels": s[0], "reduced": w()}))
     if len(s) == 2 and s[1] >= 2:
         calls.append(("encoder_block", {"width": s[1], "heads": draw(st.sampled_from(divisors(s[1]))), "ff": w(),
-                                        "dropout": draw(st.sampled_from([0.1, 0.0]))}))
+                                        "dropout": draw(st.sampled_from([0.1, 0.0])), "causal": draw(st.booleans())}))
     return [(LIBRARY_BLOCKS[name], args) for name, args in calls]
