@@ -206,17 +206,10 @@ class Generator:
 WIDTH = 100
 
 
-def wrap(line: str, width: int = WIDTH, nested: bool = False) -> str:
-    """Breaks a long `name = callee(args)(...)` line after its first `(`, packing the arguments
-    into lines of at most `width`, in the style of black and ruff format; an argument that is a
-    long call itself (a layer wrapped in Bidirectional, say) is broken the same way."""
-    if len(line) <= width or not re.match(r"\s*[\w.]+\(" if nested else r"\s*[\w.]+ = [\w.]+\(", line):
-        return line
-    indent = line[: len(line) - len(line.lstrip())]
-    open_at = line.index("(")
-    if not (line[open_at - 1].isalnum() or line[open_at - 1] in "_])"):
-        return line  # a parenthesized expression, not a call: a trailing comma would make a tuple
-    args, depth, quote, start, i = [], 0, None, open_at + 1, open_at + 1
+def _items(line: str, open_at: int) -> tuple[list[str], int] | None:
+    """The comma-separated items inside the bracket at `open_at`, and where its closing bracket is;
+    None if it does not close on this line."""
+    items, depth, quote, start, i = [], 0, None, open_at + 1, open_at + 1
     while i < len(line):
         c = line[i]
         if quote:
@@ -228,21 +221,46 @@ def wrap(line: str, width: int = WIDTH, nested: bool = False) -> str:
             quote = c
         elif c in "([{":
             depth += 1
-        elif c in ")]}" and depth:
+        elif c in ")]}":
+            if not depth:
+                break
             depth -= 1
-        elif c == ")":
-            break
         elif c == "," and depth == 0:
-            args.append(line[start:i].strip())
+            items.append(line[start:i].strip())
             start = i + 1
         i += 1
     else:
-        return line  # not a closed call: leave it as it is
+        return None
     if line[start:i].strip():
-        args.append(line[start:i].strip())
-    if len(args) < 2:
+        items.append(line[start:i].strip())
+    return items, i
+
+
+def wrap(line: str, width: int = WIDTH, nested: bool = False) -> str:
+    """Breaks a long `name = callee(args)(...)` line after its first `(`, packing the arguments
+    into lines of at most `width`, in the style of black and ruff format; an argument that is a
+    long call itself (a layer wrapped in Bidirectional, say) is broken the same way, and a long list
+    (a Sequential's layers) gets an item per line."""
+    if len(line) <= width:
         return line
-    inner, rows, row = indent + "    ", [], ""
+    indent = line[: len(line) - len(line.lstrip())]
+    inner = indent + "    "
+    if nested and line.lstrip().startswith("["):
+        found = _items(line, len(indent))
+        if found is None:
+            return line
+        items, close = found
+        return "\n".join([indent + "[", *(wrap(f"{inner}{item},", width, nested=True) for item in items), indent + line[close:]])
+    if not re.match(r"\s*[\w.]+\(" if nested else r"\s*[\w.]+ = [\w.]+\(", line):
+        return line
+    open_at = line.index("(")
+    if not (line[open_at - 1].isalnum() or line[open_at - 1] in "_])"):
+        return line  # a parenthesized expression, not a call: a trailing comma would make a tuple
+    found = _items(line, open_at)
+    if found is None or len(found[0]) < 2:
+        return line  # not a closed call, or nothing to break between
+    args, close = found
+    rows, row = [], ""
     for arg in args:
         piece = arg + ","
         if row and len(inner) + len(row) + 1 + len(piece) > width:
@@ -251,7 +269,7 @@ def wrap(line: str, width: int = WIDTH, nested: bool = False) -> str:
         else:
             row = f"{row} {piece}" if row else piece
     rows.append(row)
-    return "\n".join([line[: open_at + 1], *(wrap(inner + r, width, nested=True) for r in rows), indent + line[i:]])
+    return "\n".join([line[: open_at + 1], *(wrap(inner + r, width, nested=True) for r in rows), indent + line[close:]])
 
 
 def generate(checked: Checked, target: str, location: Path | None = None) -> str:

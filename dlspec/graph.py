@@ -289,11 +289,17 @@ class _Builder:
                  init_span: Span = NOWHERE) -> Tensor:
         if len(self.nodes) >= MAX_NODES:
             raise error(f"the model grows past {MAX_NODES:,} layers here", span, hint="lower the `repeat` counts")
+        flag, what = entry.extra_input or (None, None)
+        read = f"`(x, {what}) -> {entry.name}(..., {flag}=true)`" if flag else None
+        if entry.arity is None and len(inputs) < 2 and flag:
+            raise error(f"{entry.name} with {flag}=true takes two inputs, the second its {what}, but one reaches it",
+                        span, hint=f"write {read}")
         if entry.arity is None and len(inputs) < 2:
             raise error(f"{entry.name} needs two or more inputs", span, hint=f"write e.g. `(a, b) -> {entry.name}()`")
         if entry.arity is not None and len(inputs) != entry.arity:
+            merge = "merge them first, e.g. `(a, b) -> add()` or `concat()`"
             raise error(f"{entry.name} takes one input, but {len(inputs)} reach it", span,
-                        hint="merge them first, e.g. `(a, b) -> add()` or `concat()`")
+                        hint=f"to read a {what} as the second input, write {read}; otherwise {merge}" if flag else merge)
         for t in inputs:
             if t.dtype == "int" and not entry.int_input:
                 raise error(f"{entry.name} needs floating-point input, but `{t.name}` holds integer token ids", span,

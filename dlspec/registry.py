@@ -221,7 +221,7 @@ _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {
     # classes and functions the layers bring into the generated file (backends/templates/*_layers/;
     # a test checks the list against them)
     "AdaptivePool", "BatchNorm", "GraphConv", "MaskedAttention", "masked_attention", "masked_encoder_layer", "KlNormal", "PositionalEmbedding", "ResizeLinear", "SampleNormal", "SeparableConv",
-    "SinusoidalEmbedding", "TransformerEncoder", "sinusoidal_table",
+    "SinusoidalEmbedding", "TransformerEncoder", "RecurrentStack", "sinusoidal_table",
     # attributes of the generated nn.Module, which a layer attribute `self.<name>` must not shadow
     # (tests check this list against torch's)
     *["forward", "reset_parameters", "training", "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "type", "xpu", "zero_grad"],

@@ -97,7 +97,7 @@ def recurrent_cases(draw):
     layers = draw(st.integers(1, 3))
     dropout = draw(st.sampled_from([0.0, 0.3])) if layers > 1 else 0.0
     sequences = draw(st.booleans())
-    state = layers == 1 and not sequences and draw(st.booleans())  # the final state [rows, units] as the output
+    state = not sequences and draw(st.booleans())  # the final states [rows, units] as the output
     args = [str(units)]
     for name, value, default in (("return_sequences", sequences, False), ("bidirectional", bidirectional, False),
                                  ("layers", layers, 1), ("dropout", dropout, 0.0), ("return_state", state, False)):
@@ -124,13 +124,15 @@ def test_recurrent_same_function(case):
 @st.composite
 def state_cases(draw):
     """An encoder's final state (`return_state=true`) starting a decoder (`initial_state=true`), or a
-    state computed by a dense layer, so that any value reaches every row; sizes all differ."""
+    state computed by a dense layer, so that any value reaches every row; maybe bidirectional and
+    stacked; sizes all differ."""
     steps, features, units, dec_steps, dec_features = _sizes(draw, 5, 2, 8)
-    bidirectional = draw(st.booleans())
+    bidirectional, layers = draw(st.booleans()), draw(st.sampled_from([1, 1, 2, 3]))
     decoder = draw(st.sampled_from(list(GATES)))
-    d = 2 if bidirectional else 1
+    d = layers * (2 if bidirectional else 1)  # cells: one per layer and direction
     rows = d * (2 if decoder == "lstm" else 1)
-    both = ", bidirectional=true" if bidirectional else ""
+    both = (", bidirectional=true" if bidirectional else "") + (f", layers={layers}" if layers > 1 else "")
+    both += f", dropout={draw(st.sampled_from([0.0, 0.3]))}" if layers > 1 and draw(st.booleans()) else ""
     lines = [f"  input y: [{dec_steps}, {dec_features}]", f"  input x: [{steps}, {features}]"]
     # An encoder of the decoder's kind, or one whose state has as many rows (gru for rnn...).
     encoders = [k for k in GATES if (2 if k == "lstm" else 1) == rows // d]
@@ -181,12 +183,30 @@ FLOAT32 = [
     "  input x: [7, 3]\n  x -> rnn(6, layers=3, bidirectional=true)",
     ("  input y: [5, 2]\n  input x: [7, 3]\n  x -> lstm(4, bidirectional=true, return_state=true) -> s\n"
      "  (y, s) -> lstm(4, bidirectional=true, initial_state=true)"),
+    ("  input y: [5, 2]\n  input x: [7, 3]\n  x -> lstm(4, layers=2, bidirectional=true, return_state=true) -> s\n"
+     "  (y, s) -> lstm(4, layers=2, bidirectional=true, dropout=0.2, initial_state=true, return_state=true)"),
 ]
 
 
 @pytest.mark.parametrize("body", FLOAT32)
 def test_float32_agrees(body):
     assert_float32_agrees(spec_of(body))
+
+
+def test_keras_recurrent_stack_survives_saving(tmp_path):
+    """A stack that passes states is a RecurrentStack in Keras, which saves and loads its layers."""
+    import keras
+
+    from dlspec.verify import build_pair
+
+    text = spec_of("  input y: [5, 2]\n  input x: [7, 3]\n  x -> lstm(4, layers=2, return_state=true) -> s\n"
+                   "  (y, s) -> gru(4, layers=2, bidirectional=true, dropout=0.2, initial_state=true, return_sequences=true)")
+    _, keras_model = build_pair(check_text(text), "float64", 0)
+    keras_model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal((2, 5, 2)), rng.standard_normal((2, 7, 3))]
+    np.testing.assert_array_equal(np.asarray(loaded(inputs)), np.asarray(keras_model(inputs)))
 
 
 def test_stacked_dropout_acts_in_training_only_in_both():
@@ -243,10 +263,9 @@ ERRORS = [
      "recurrent layers read [steps, features]"),
     ("state and sequences", "[5, 3]", "lstm(4, return_state=true, return_sequences=true)",
      "lstm: return_state=true returns the final state instead of the outputs, so it excludes return_sequences=true", None),
-    ("state of a stack", "[5, 3]", "gru(4, layers=2, return_state=true)",
-     "gru: return_state and initial_state work on one layer (layers=1)", None),
-    ("initial state without its input", "[5, 3]", "lstm(4, initial_state=true)", "lstm needs two or more inputs",
-     "`(a, b) -> lstm()`"),
+    ("initial state without its input", "[5, 3]", "lstm(4, initial_state=true)",
+     "lstm with initial_state=true takes two inputs, the second its state, but one reaches it",
+     "`(x, state) -> lstm(..., initial_state=true)`"),
 ]
 
 
@@ -268,6 +287,11 @@ STATE_ERRORS = [
     ("[2, 4]", "lstm(4, bidirectional=true, initial_state=true)",
      "lstm: the initial state must be [4, 4] (h and c for each direction, 4 wide), got [2, 4]",
      "a `lstm(4, bidirectional=true, return_state=true)` gives one"),
+    ("[2, 4]", "rnn(4, layers=3, bidirectional=true, initial_state=true)",
+     "rnn: the initial state must be [6, 4] (h for each layer and direction, 4 wide), got [2, 4]",
+     "a `rnn(4, bidirectional=true, layers=3, return_state=true)` gives one"),
+    ("[1, 4]", "gru(4)", "gru takes one input, but 2 reach it",
+     "to read a state as the second input, write `(x, state) -> gru(..., initial_state=true)`"),
 ]
 
 
@@ -294,6 +318,10 @@ NETS = {
   input x: [5, 2]
   x -> lstm(3, bidirectional=true, return_state=true) -> s
   (y, s) -> lstm(3, bidirectional=true, return_sequences=true, initial_state=true) -> flatten() -> dense(4)""",
+    "stacked state": """  input y: [4, 3]
+  input x: [5, 2]
+  x -> gru(3, layers=2, return_state=true) -> s
+  (y, s) -> gru(3, layers=2, initial_state=true) -> dense(4)""",
 }
 
 TRAIN = """

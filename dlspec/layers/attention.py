@@ -204,6 +204,7 @@ class Attention(_Attention):
 
     name = "attention"
     example = "attention(4)"
+    extra_input = ("masked", "mask")
 
     @property
     def arity(self):  # the mask is a second input
@@ -326,8 +327,10 @@ class TransformerEncoder(Layer):
 
     name = "transformer_encoder"
     positional = ("heads", "ff")
+    extra_input = ("masked", "mask")
     example = "transformer_encoder(4, 128)"
     keras_layout = LOGICAL
+    keras_classes = ("attention_encoder", "attention_mask")  # the class can mask, so it names the helper
     heads: PositiveInt
     ff: PositiveInt
     dropout: Rate = 0.1
@@ -373,9 +376,6 @@ class TransformerEncoder(Layer):
 
     def torch_classes_for(self, node):
         return ("attention_masked", "encoder_masked") if self.masked else ()
-
-    def keras_classes_for(self, node):
-        return ("attention_encoder", "attention_mask") if self.masked else ("attention_encoder",)
 
     def torch_forward(self, node, mod, xs):
         x = xs[0]

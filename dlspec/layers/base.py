@@ -21,6 +21,8 @@ CHANNELS_LAST, LOGICAL, ANY = "channels_last", "logical", "any"
 class Layer(Entry):
     kind: ClassVar[str] = "layer"
     arity: ClassVar[int | None] = 1  # how many input tensors; None means two or more
+    # (flag, what): `flag=true` makes the layer read `what` as one more input (`masked`: a mask).
+    extra_input: ClassVar[tuple[str, str] | None] = None
     keras_layout: ClassVar[str] = ANY  # the layout the Keras rendering expects its input in
     int_input: ClassVar[bool] = False  # takes integer tensors (token ids)
     # Classes the rendering may need in the generated file, each a template named after it in

@@ -25,6 +25,7 @@ class _Recurrent(Layer):
     keras_cls: ClassVar[str]
     positional = ("units",)
     keras_layout = LOGICAL
+    extra_input = ("initial_state", "state")
     units: PositiveInt
     return_sequences: bool = False
     bidirectional: bool = False
@@ -41,9 +42,6 @@ class _Recurrent(Layer):
             return "dropout applies between stacked layers, so it needs layers=2 or more"
         if self.return_state and self.return_sequences:
             return "return_state=true returns the final state instead of the outputs, so it excludes return_sequences=true"
-        if (self.return_state or self.initial_state) and self.layers > 1:
-            return ("return_state and initial_state work on one layer (layers=1): stack the layers as separate steps, "
-                    "e.g. `lstm(64, return_sequences=true) -> lstm(64, return_state=true)`")
         return None
 
     @property
@@ -56,12 +54,18 @@ class _Recurrent(Layer):
 
     @property
     def state_rows(self) -> int:
-        """The rows of the state [rows, units]: per direction (forward first) h, then c for an LSTM."""
-        return self.directions * (2 if self.torch_cls == "LSTM" else 1)
+        """The rows of the state [rows, units]: per layer, per direction (forward first), h, then c for an LSTM."""
+        return self.layers * self.directions * (2 if self.torch_cls == "LSTM" else 1)
 
     def _state_words(self) -> str:
+        each = " and ".join(w for w, n in (("layer", self.layers), ("direction", self.directions)) if n > 1)
         what = "h and c" if self.torch_cls == "LSTM" else "h"
-        return f"{what} for each direction" if self.bidirectional else what
+        return f"{what} for each {each}" if each else what
+
+    @property
+    def _keras_stack(self) -> bool:
+        """A stack that passes states: a RecurrentStack in Keras (a Sequential cannot pass them)."""
+        return self.layers > 1 and (self.return_state or self.initial_state)
 
     def suffixes(self) -> list[str]:
         """PyTorch's weight-name suffixes, in Keras's order: layer by layer, forward then backward."""
@@ -77,8 +81,8 @@ class _Recurrent(Layer):
         if self.initial_state and tuple(shapes[1]) != state:
             raise ShapeError(f"{self.name}: the initial state must be {fmt_shape(state)} ({self._state_words()}, "
                              f"{self.units} wide), got {fmt_shape(shapes[1])}",
-                             hint=f"a `{self.name}({self.units}{', bidirectional=true' * self.bidirectional}, "
-                                  "return_state=true)` gives one")
+                             hint=f"a `{self.name}({self.units}{', bidirectional=true' * self.bidirectional}"
+                                  f"{f', layers={self.layers}' * (self.layers > 1)}, return_state=true)` gives one")
         if self.return_state:
             return state
         width = self.directions * self.units
@@ -111,11 +115,12 @@ class _Recurrent(Layer):
     def torch_forward(self, node, mod, xs):
         lstm = self.torch_cls == "LSTM"
         call = f"{mod}({xs[0]})"
-        if self.initial_state:  # [batch, rows, units] to PyTorch's [directions, batch, units], (h, c) for an LSTM
-            state = (f"tuple({xs[1]}.unflatten(1, ({self.directions}, 2)).permute(2, 1, 0, 3).contiguous())" if lstm
+        if self.initial_state:  # [batch, rows, units] to PyTorch's [layers·directions, batch, units], (h, c) for an LSTM
+            cells = self.layers * self.directions
+            state = (f"tuple({xs[1]}.unflatten(1, ({cells}, 2)).permute(2, 1, 0, 3).contiguous())" if lstm
                      else f"{xs[1]}.transpose(0, 1).contiguous()")
             call = f"{mod}({xs[0]}, {state})"
-        if self.return_state:  # h_n (and c_n), [directions, batch, units], to [batch, rows, units]
+        if self.return_state:  # h_n (and c_n), [layers·directions, batch, units], to [batch, rows, units]
             return f"torch.stack({call}[1], 2).transpose(0, 1).flatten(1, 2)" if lstm else f"{call}[1].transpose(0, 1)"
         if self.bidirectional and not self.return_sequences:
             # Each direction's final state (the backward one's is at step 0): the top layer's two
@@ -150,9 +155,15 @@ class _Recurrent(Layer):
         # output back: each step is [forward ‖ backward], PyTorch's layout (measured).
         return fn("layers.Bidirectional", Code(rnn), merge_mode="concat", name=name)
 
+    def keras_classes_for(self, node):
+        return ("recurrent_stack",) if self._keras_stack else ()
+
     def keras_layer(self, node, layout):
         if self.layers == 1:
             return self._keras_one(node, 0, node.name)
+        if self._keras_stack:
+            stack = [Code(self._keras_one(node, k, f"{node.name}_l{k}")) for k in range(self.layers)]
+            return fn("RecurrentStack", stack, dropout=self.dropout, return_state=self.return_state, name=node.name)
         stack = []
         for k in range(self.layers):
             stack.append(Code(self._keras_one(node, k, f"{node.name}_l{k}")))
@@ -161,6 +172,8 @@ class _Recurrent(Layer):
         return fn("keras.Sequential", stack, name=node.name)
 
     def keras_call(self, node, layer, xs, fresh):
+        if self._keras_stack:  # takes and returns the state tensor itself
+            return f"{layer}({', '.join(xs)})"
         # Keras takes and returns the state as a list of [batch, units] tensors, in the state's row order.
         call = f"{layer}({xs[0]}, initial_state=ops.unstack({xs[1]}, axis=1))" if self.initial_state else f"{layer}({xs[0]})"
         return f"ops.stack({call}[1:], axis=1)" if self.return_state else call
@@ -190,9 +203,9 @@ first]. `layers=N` stacks N layers, each reading the whole output sequence of th
 (both directions); `dropout` (training only) applies to the outputs between stacked layers, as PyTorch's `dropout`
 does.
 
-The state (of one layer, `layers=1`) is a tensor [rows, units]: per direction, forward first, the
-hidden state h and, for an LSTM, then the cell state c (so [2, units] for an LSTM, [4, units]
-for a bidirectional one, [1, units] for an rnn or gru). `return_state=true` outputs the final
+The state is a tensor [rows, units]: per layer (the lowest first), per direction (forward first),
+the hidden state h and, for an LSTM, then the cell state c (so [2, units] for an LSTM, [4, units]
+for a bidirectional one or a stack of two, [1, units] for an rnn or gru). `return_state=true` outputs the final
 state instead of the outputs; `initial_state=true` starts from a given state, read as a second
 input: `(x, state) -> gru(64, initial_state=true)` (zeros otherwise). Together they pass an encoder's state to
 a decoder (sequence to sequence)."""

@@ -211,12 +211,14 @@ class Body:
         if len(s) != 2:
             return self.residual()
         kind, units, both = self.draw(st.sampled_from(["rnn", "lstm", "gru"])), self.draw(st.integers(1, 8)), self.draw(st.booleans())
-        rows = (2 if both else 1) * (2 if kind == "lstm" else 1)
+        layers = self.draw(st.sampled_from([1, 1, 2]))
+        rows = layers * (2 if both else 1) * (2 if kind == "lstm" else 1)
         src = self.draw(st.sampled_from(sorted(n for n, t in self.shapes.items() if len(t) == 2)))
         if self.draw(st.booleans()):  # an encoder of the same kind, or of another with as many rows
             enc = self.draw(st.sampled_from(["lstm"] if kind == "lstm" else ["rnn", "gru"]))
-            first = recurrent(self.draw, self.shapes[src], state=(enc, {"units": units, "bidirectional": both or None,
-                                                                        "return_state": True, "return_sequences": None}))
+            first = recurrent(self.draw, self.shapes[src], state=(enc, {
+                "units": units, "bidirectional": both or None, "layers": maybe(self.draw, layers, 1), "return_state": True,
+                "return_sequences": None}))
             state = self.branch(src, first)
         else:
             self.cur = None
@@ -224,7 +226,7 @@ class Body:
                      (None, mk(self.draw, "reshape", ("shape",), shape=(rows, units)))]
             state = self.emit((src,), steps, (rows, units), named=True)
         call = recurrent(self.draw, s, state=(kind, {"units": units, "bidirectional": maybe(self.draw, both, False),
-                                                     "initial_state": True}))
+                                                     "layers": maybe(self.draw, layers, 1), "initial_state": True}))
         self.emit((a, state), [(None, call)], out_shape(kind, call.args({}), [s, (rows, units)]))
 
     def library(self) -> None:

@@ -196,18 +196,18 @@ def dense(draw, s, keep=False, units=None) -> Call:
 
 
 def recurrent(draw, s, keep=False, state=None) -> Call:
-    """rnn/lstm/gru, maybe bidirectional and stacked (with dropout between the layers), or one layer
-    giving its final state (`return_state=true`); `state`: the kind and fields of a decoder that reads
-    an initial state instead (see bodies.Body.state)."""
+    """rnn/lstm/gru, maybe bidirectional and stacked (with dropout between the layers), maybe giving
+    its final states (`return_state=true`); `state`: the kind and the fields that an encoder giving
+    its state, or a decoder reading one, must have (see bodies.Body.state)."""
     both = draw(st.integers(0, 3)) == 0 and (not keep or s[-1] % 2 == 0)
     if keep:
         units, seq = (s[-1] // 2 if both else s[-1]), True
     else:
         units, seq = draw(st.integers(1, 8 if both else 12)), draw(st.booleans())
-    layers = draw(st.sampled_from([1, 1, 1, 2, 3])) if state is None else 1
-    rate = draw(st.sampled_from([None, 0.0, 0.2])) if layers > 1 else None  # (training only)
-    final = layers == 1 and not keep and not seq and draw(st.integers(0, 3)) == 0
     kind, fixed = state or (draw(st.sampled_from(["rnn", "lstm", "gru"])), {})
+    layers = (fixed["layers"] or 1) if "layers" in fixed else draw(st.sampled_from([1, 1, 1, 2, 3]))
+    rate = draw(st.sampled_from([None, 0.0, 0.2])) if layers > 1 else None  # (training only)
+    final = not keep and not seq and draw(st.integers(0, 3)) == 0
     fields = {"units": units, "return_sequences": maybe(draw, seq, False), "bidirectional": maybe(draw, both, False),
               "layers": maybe(draw, layers, 1), "dropout": rate, "return_state": maybe(draw, final, False),
               "init": init_arg(draw)} | fixed

@@ -144,8 +144,8 @@ def _merge(name: str, a: dict, shapes: list) -> tuple[int, ...]:
 
 
 def _state(name: str, a: dict) -> tuple[int, int]:
-    """A recurrent layer's state: per direction h, and c for an LSTM; `units` wide."""
-    return (2 if a.get("bidirectional") else 1) * (2 if name == "lstm" else 1), a["units"]
+    """A recurrent layer's state: per layer and direction h, and c for an LSTM; `units` wide."""
+    return a.get("layers", 1) * (2 if a.get("bidirectional") else 1) * (2 if name == "lstm" else 1), a["units"]
 
 
 def out_shape(name: str, a: dict, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
@@ -193,7 +193,6 @@ def out_shape(name: str, a: dict, shapes: list[tuple[int, ...]]) -> tuple[int, .
         return (*s, a["dim"])
     if name in ("rnn", "lstm", "gru"):
         _need(r == 2, "recurrent rank")
-        _need(a.get("layers", 1) == 1 or not (a.get("return_state") or a.get("initial_state")), "a state needs layers=1")
         if a.get("return_state"):
             _need(not a.get("return_sequences"), "return_state excludes return_sequences")
             return _state(name, a)
