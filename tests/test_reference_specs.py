@@ -48,3 +48,7 @@ def test_the_readme_states_each_reference_specs_count():
     for spec, counts in rows:  # a spec with several models: their counts joined by +, in spec order
         graphs = check_file(ROOT / "specs" / f"{spec}.dls").graphs
         assert [g.params("keras")[0] for g in graphs] == [int(c.replace(",", "")) for c in counts.split(" + ")], spec
+        for g in graphs:  # PyTorch trains as many; it stores more only where an RNN or LSTM keeps its frozen bias
+            assert g.params("torch")[1] == g.params("keras")[1], spec
+            frozen = any(n.layer.name in ("rnn", "lstm") for n in g.nodes)
+            assert (g.params("torch")[0] > g.params("keras")[0]) == frozen, spec
