@@ -6,11 +6,13 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import re
 import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, v_args
 from lark.exceptions import VisitError
@@ -54,10 +56,24 @@ class _JoinLines:
             yield Token("_NL", "", line=0, column=0)
 
 
+def _cache_file() -> str | bool:
+    """Where Lark keeps the analysed parser between runs (building it is most of `dls check`'s own
+    time): a folder of the user's, not the shared /tmp, since Lark's cache is a pickle. Lark checks
+    the grammar, options and versions it was built from, rebuilds on a mismatch, and carries on
+    without a cache it cannot read or write; False (no cache) when the folder cannot be made."""
+    try:
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlspec"
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError):  # RuntimeError: no home directory
+        return False
+    return str(folder / "parser.lark-cache")
+
+
 @functools.cache
 def _lark() -> Lark:
     grammar = resources.files("dlspec.grammar").joinpath("dls.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="basic", postlex=_JoinLines(), propagate_positions=True, maybe_placeholders=True)
+    return Lark(grammar, parser="lalr", lexer="basic", postlex=_JoinLines(), propagate_positions=True, maybe_placeholders=True,
+                cache=_cache_file())
 
 
 _FILE: ContextVar[str] = ContextVar("file", default="")  # the file being parsed, when not the spec

@@ -18,6 +18,25 @@ def test_check_prints_summary_and_totals():
     assert r.stdout.strip().endswith("ok")
 
 
+def test_the_parser_is_cached_per_user_and_a_bad_cache_is_rebuilt(tmp_path):
+    # The analysed grammar is kept in $XDG_CACHE_HOME/dlspec (a pickle: never the shared /tmp); a
+    # cache that is corrupt, or a folder that cannot be made, costs time, not correctness.
+    cache = tmp_path / "cache" / "dlspec" / "parser.lark-cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = dls("check", DEMO, env=env)
+    assert first.returncode == 0 and cache.is_file()
+    written = cache.stat().st_mtime_ns
+    assert dls("check", DEMO, env=env).stdout == first.stdout and cache.stat().st_mtime_ns == written  # read, not rebuilt
+    for damage in (b"", cache.read_bytes()[:200], b"not a cache\n"):
+        cache.write_bytes(damage)
+        again = dls("check", DEMO, env=env)
+        assert (again.returncode, again.stdout, again.stderr) == (0, first.stdout, first.stderr)
+        assert cache.stat().st_size > 1000  # written anew
+    (tmp_path / "file").write_text("")
+    blocked = dls("check", DEMO, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "file")})
+    assert (blocked.returncode, blocked.stdout, blocked.stderr) == (0, first.stdout, first.stderr)
+
+
 def test_check_and_compile_import_no_framework(tmp_path):
     # A poisoned torch/tensorflow/keras/numpy on the path makes any import of them fail loudly.
     for name in ("torch", "tensorflow", "keras", "numpy"):
