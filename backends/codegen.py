@@ -208,10 +208,12 @@ WIDTH = 100
 
 def _items(line: str, open_at: int) -> tuple[list[str], int] | None:
     """The comma-separated items inside the bracket at `open_at`, and where its closing bracket is;
-    None if it does not close on this line."""
-    items, depth, quote, start, i = [], 0, None, open_at + 1, open_at + 1
+    None if it does not close on this line, or holds a comprehension (its commas are not items)."""
+    items, depth, quote, start, i, top = [], 0, None, open_at + 1, open_at + 1, []
     while i < len(line):
         c = line[i]
+        if not quote and depth == 0:
+            top.append(c)
         if quote:
             if c == "\\":
                 i += 1
@@ -231,6 +233,8 @@ def _items(line: str, open_at: int) -> tuple[list[str], int] | None:
         i += 1
     else:
         return None
+    if re.search(r"\bfor\b", "".join(top)):
+        return None
     if line[start:i].strip():
         items.append(line[start:i].strip())
     return items, i
@@ -247,7 +251,7 @@ def wrap(line: str, width: int = WIDTH, nested: bool = False) -> str:
     inner = indent + "    "
     if nested and line.lstrip().startswith("["):
         found = _items(line, len(indent))
-        if found is None:
+        if found is None or len(found[0]) < 2:
             return line
         items, close = found
         return "\n".join([indent + "[", *(wrap(f"{inner}{item},", width, nested=True) for item in items), indent + line[close:]])

@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
 import re
+import sys
 import unicodedata
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedInput, UnexpectedToken, v_args
 from lark.exceptions import VisitError
 
@@ -56,24 +59,29 @@ class _JoinLines:
             yield Token("_NL", "", line=0, column=0)
 
 
-def _cache_file() -> str | bool:
+def _cache_file(grammar: str) -> str | bool:
     """Where Lark keeps the analysed parser between runs (building it is most of `dls check`'s own
-    time): a folder of the user's, not the shared /tmp, since Lark's cache is a pickle. Lark checks
-    the grammar, options and versions it was built from, rebuilds on a mismatch, and carries on
-    without a cache it cannot read or write; False (no cache) when the folder cannot be made."""
+    time): a folder of the user's, not the shared /tmp, since Lark's cache is a pickle (and, as the
+    XDG rules say, not a relative $XDG_CACHE_HOME). The name hashes what the parser is built from
+    (the grammar, this file's postlexer, Lark and Python), so that versions side by side keep their
+    own. False (no cache) when the folder cannot be made."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
     try:
-        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlspec"
+        folder = (Path(base) if os.path.isabs(base) else Path.home() / ".cache") / "dlspec"
         folder.mkdir(parents=True, exist_ok=True)
     except (OSError, RuntimeError):  # RuntimeError: no home directory
         return False
-    return str(folder / "parser.lark-cache")
+    source = grammar + Path(__file__).read_text(encoding="utf-8") + lark.__version__ + sys.version
+    return str(folder / f"parser-{hashlib.sha256(source.encode()).hexdigest()[:16]}.pickle")
 
 
 @functools.cache
 def _lark() -> Lark:
     grammar = resources.files("dlspec.grammar").joinpath("dls.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer="basic", postlex=_JoinLines(), propagate_positions=True, maybe_placeholders=True,
-                cache=_cache_file())
+    options = {"parser": "lalr", "lexer": "basic", "postlex": _JoinLines(), "propagate_positions": True,
+               "maybe_placeholders": True}
+    # Lark rebuilds and rewrites a cache it cannot read, such as one a parallel run is writing.
+    return Lark(grammar, **options, cache=_cache_file(grammar))
 
 
 _FILE: ContextVar[str] = ContextVar("file", default="")  # the file being parsed, when not the spec

@@ -19,12 +19,13 @@ def test_check_prints_summary_and_totals():
 
 
 def test_the_parser_is_cached_per_user_and_a_bad_cache_is_rebuilt(tmp_path):
-    # The analysed grammar is kept in $XDG_CACHE_HOME/dlspec (a pickle: never the shared /tmp); a
-    # cache that is corrupt, or a folder that cannot be made, costs time, not correctness.
-    cache = tmp_path / "cache" / "dlspec" / "parser.lark-cache"
+    # The analysed grammar is kept in $XDG_CACHE_HOME/dlspec (a pickle: never the shared /tmp; a
+    # relative $XDG_CACHE_HOME is ignored, as the XDG rules say); a cache that is corrupt, or a
+    # folder that cannot be made, costs time, not correctness.
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     first = dls("check", DEMO, env=env)
-    assert first.returncode == 0 and cache.is_file()
+    [cache] = (tmp_path / "cache" / "dlspec").iterdir()
+    assert first.returncode == 0 and cache.name.startswith("parser-") and cache.suffix == ".pickle"
     written = cache.stat().st_mtime_ns
     assert dls("check", DEMO, env=env).stdout == first.stdout and cache.stat().st_mtime_ns == written  # read, not rebuilt
     for damage in (b"", cache.read_bytes()[:200], b"not a cache\n"):
@@ -35,6 +36,9 @@ def test_the_parser_is_cached_per_user_and_a_bad_cache_is_rebuilt(tmp_path):
     (tmp_path / "file").write_text("")
     blocked = dls("check", DEMO, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "file")})
     assert (blocked.returncode, blocked.stdout, blocked.stderr) == (0, first.stdout, first.stderr)
+    relative = dls("check", DEMO, cwd=tmp_path, env={**os.environ, "XDG_CACHE_HOME": "rel", "HOME": str(tmp_path / "home")})
+    assert relative.returncode == 0 and not (tmp_path / "rel").exists()
+    assert [p.suffix for p in (tmp_path / "home" / ".cache" / "dlspec").iterdir()] == [".pickle"]
 
 
 def test_check_and_compile_import_no_framework(tmp_path):

@@ -3,8 +3,8 @@ kl_normal) and graph_conv: both outputs compute the same function in float64 on 
 whose dimensions all differ; kl_normal and graph_conv also match a numpy reference; sample_normal
 draws N(mean, exp(log_var)) in training in both outputs; shape errors say what is wrong.
 
-Models here have one input: training (and so code generation) takes one input and one output in
-this version, so a second operand (a log-variance, an adjacency matrix) is computed from it."""
+Models here have one input, so a second operand (a log-variance, an adjacency matrix) is computed
+from it: that also puts the operand through layers, in both outputs."""
 
 from __future__ import annotations
 

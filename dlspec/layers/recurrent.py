@@ -5,7 +5,8 @@ Keras (with `reset_after=True`, the PyTorch formula). dlspec's RNN and LSTM have
 PyTorch output keeps the second at zero and frozen, so both train alike; transfer sums them.
 
 A stack (`layers=N`) is one PyTorch module (`num_layers=N`) and, in Keras, one `Sequential` of N
-layers named after the node, so that each framework holds the node's weights in one place.
+layers named after the node (a `RecurrentStack` when it passes states, which a `Sequential`
+cannot), so that each framework holds the node's weights in one place.
 PyTorch names them `weight_ih_l{k}` (and `..._reverse` for the backward direction); Keras lists
 them layer by layer, forward before backward: the same order, which transfer walks."""
 
@@ -161,14 +162,12 @@ class _Recurrent(Layer):
     def keras_layer(self, node, layout):
         if self.layers == 1:
             return self._keras_one(node, 0, node.name)
+        stack = [Code(self._keras_one(node, k, f"{node.name}_l{k}")) for k in range(self.layers)]
         if self._keras_stack:
-            stack = [Code(self._keras_one(node, k, f"{node.name}_l{k}")) for k in range(self.layers)]
             return fn("RecurrentStack", stack, dropout=self.dropout, return_state=self.return_state, name=node.name)
-        stack = []
-        for k in range(self.layers):
-            stack.append(Code(self._keras_one(node, k, f"{node.name}_l{k}")))
-            if self.dropout and k < self.layers - 1:  # as PyTorch's `dropout`: on each lower layer's output
-                stack.append(Code(fn("layers.Dropout", self.dropout, name=f"{node.name}_dropout{k}")))
+        if self.dropout:  # as PyTorch's `dropout`: on each lower layer's output
+            drops = [Code(fn("layers.Dropout", self.dropout, name=f"{node.name}_dropout{k}")) for k in range(self.layers - 1)]
+            stack = [x for pair in zip(stack, drops) for x in pair] + stack[-1:]
         return fn("keras.Sequential", stack, name=node.name)
 
     def keras_call(self, node, layer, xs, fresh):
