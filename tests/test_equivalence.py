@@ -32,6 +32,11 @@ REGRESSIONS = [
     # the output projection's bias in both. Seed 0's mask ignores every key of the first sample.
     pytest.param(_spec("  input x: [4, 6]\n  input m: [4]\n  (x, m) -> attention(2, causal=true, masked=true)"),
                  id="attention-query-without-keys"),
+    # A Keras RecurrentStack named `_h` named its layers `_h_l0`...: TensorFlow refuses a scope name
+    # starting with `_` for a layer called inside another's call. They are `l0`, `l1`... now.
+    pytest.param(_spec("  input torch: [2, 1]\n  torch -> rnn(1, bidirectional=true, layers=2, return_state=true) -> t1\n"
+                       "  (torch, t1) -> rnn(1, bidirectional=true, layers=2, return_state=true, initial_state=true) -> _h"),
+                 id="stack-layer-scope-names"),
 ]
 
 

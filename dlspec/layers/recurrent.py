@@ -162,9 +162,12 @@ class _Recurrent(Layer):
     def keras_layer(self, node, layout):
         if self.layers == 1:
             return self._keras_one(node, 0, node.name)
-        stack = [Code(self._keras_one(node, k, f"{node.name}_l{k}")) for k in range(self.layers)]
         if self._keras_stack:
+            # Its layers are called inside its own call, where TensorFlow wants scope names that do not
+            # start with `_` (as a node's name may): they are named `l0`, `l1`... within it.
+            stack = [Code(self._keras_one(node, k, f"l{k}")) for k in range(self.layers)]
             return fn("RecurrentStack", stack, dropout=self.dropout, return_state=self.return_state, name=node.name)
+        stack = [Code(self._keras_one(node, k, f"{node.name}_l{k}")) for k in range(self.layers)]
         if self.dropout:  # as PyTorch's `dropout`: on each lower layer's output
             drops = [Code(fn("layers.Dropout", self.dropout, name=f"{node.name}_dropout{k}")) for k in range(self.layers - 1)]
             stack = [x for pair in zip(stack, drops) for x in pair] + stack[-1:]
