@@ -3,6 +3,7 @@ and of dlspec's libraries), and the spec text around them."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import strategies as st
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from .layers import MAX_SIZE, MAX_WIDTH, act_arg, activation, conv, dense, init_arg, layer, recurrent
 from .library import LIBRARY_BLOCKS, library_calls
 from .parts import KEYWORDS, Block, BlockCall, Call, Flow, Input, Invalid, Output, Sym, Word, comment, maybe, mk, text
-from .shapes import apply, keras_bias_ok, out_shape
+from .shapes import MAX_VALUES, apply, keras_bias_ok, out_shape
 
 KINDS = ("image", "signal", "sequence", "tokens", "vector", "volume")
 # Names that collide with what generated code defines or imports; spec names must not break it.
@@ -251,10 +252,11 @@ class Body:
     def concat(self) -> None:
         a = self.pick()
         s = self.shapes[a]
-        room = {0: MAX_WIDTH - s[0]} if len(s) >= 2 else {}
-        room |= {len(s) - 1: MAX_WIDTH - s[-1]} if len(s) <= 2 else {}
-        room = {ax: r for ax, r in room.items() if r >= 1}
-        same = [ax for ax in range(len(s)) if 2 * s[ax] <= MAX_WIDTH]
+        # the largest extent along each axis that keeps the result within MAX_WIDTH and MAX_VALUES
+        most = [min(MAX_WIDTH, MAX_VALUES * d // math.prod(s)) for d in s]
+        axes = ([0] if len(s) >= 2 else []) + ([len(s) - 1] if len(s) <= 2 else [])
+        room = {ax: most[ax] - s[ax] for ax in axes if most[ax] > s[ax]}
+        same = [ax for ax in range(len(s)) if 2 * s[ax] <= most[ax]]
         if room and (not same or self.draw(st.booleans())):
             ax = self.draw(st.sampled_from(sorted(room)))
             k = self.draw(st.integers(1, room[ax]))

@@ -223,10 +223,11 @@ def out_shape(name: str, a: dict, shapes: list[tuple[int, ...]]) -> tuple[int, .
 
 def apply(c: Call | BlockCall, shapes: list, env: dict) -> tuple[int, ...]:
     if isinstance(c, BlockCall):
-        if c.block.rule:  # a library block: its shape rule is written beside its drawer
-            return c.block.rule({k: resolve(v, env) for k, v in c.env().items()}, shapes)
-        return run(c.block.body, shapes, {k: resolve(v, env) for k, v in c.env().items()})
-    out = out_shape(c.name, c.args(env), shapes)
+        args = {k: resolve(v, env) for k, v in c.env().items()}
+        # a library block's shape rule is written beside its drawer
+        out = c.block.rule(args, shapes) if c.block.rule else run(c.block.body, shapes, args)
+    else:
+        out = out_shape(c.name, c.args(env), shapes)
     _need(math.prod(out) <= MAX_VALUES and (len(out) == 1 or max(out[1:]) <= MAX_SPATIAL), "too large")
     return out
 
